@@ -1,0 +1,101 @@
+package testenv
+
+import (
+	"fmt"
+	"net"
+	"net/url"
+	"testing"
+	"time"
+
+	"go.etcd.io/etcd/server/v3/embed"
+)
+
+// Etcd is an embedded single-node etcd (v2 and v3 APIs) on free loopback
+// ports, with its data in a temporary directory.
+type Etcd struct {
+	// URL is the client URL, e.g. http://127.0.0.1:40123.
+	URL string
+
+	t       testing.TB
+	dir     string
+	peerURL string
+	srv     *embed.Etcd
+}
+
+// StartEtcd starts an embedded etcd and stops it when the test ends.
+func StartEtcd(t testing.TB) *Etcd {
+	t.Helper()
+	e := &Etcd{
+		t:       t,
+		dir:     t.TempDir(),
+		URL:     "http://" + freeAddr(t),
+		peerURL: "http://" + freeAddr(t),
+	}
+	if err := e.start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(e.Stop)
+	return e
+}
+
+func (e *Etcd) start() error {
+	cfg := embed.NewConfig()
+	cfg.Name = "ratchet-test"
+	cfg.Dir = e.dir
+	cfg.EnableV2 = true
+	cfg.LogLevel = "error"
+	cfg.Logger = "zap"
+	client, err := url.Parse(e.URL)
+	if err != nil {
+		return err
+	}
+	peer, err := url.Parse(e.peerURL)
+	if err != nil {
+		return err
+	}
+	cfg.ListenClientUrls = []url.URL{*client}
+	cfg.AdvertiseClientUrls = []url.URL{*client}
+	cfg.ListenPeerUrls = []url.URL{*peer}
+	cfg.AdvertisePeerUrls = []url.URL{*peer}
+	cfg.InitialCluster = cfg.Name + "=" + peer.String()
+	srv, err := embed.StartEtcd(cfg)
+	if err != nil {
+		return fmt.Errorf("start embedded etcd: %w", err)
+	}
+	select {
+	case <-srv.Server.ReadyNotify():
+	case <-time.After(20 * time.Second):
+		srv.Close()
+		return fmt.Errorf("embedded etcd not ready after 20s")
+	}
+	e.srv = srv
+	return nil
+}
+
+// Stop stops the server (idempotent); its data stays until the test ends.
+func (e *Etcd) Stop() {
+	if e.srv != nil {
+		e.srv.Close()
+		e.srv = nil
+	}
+}
+
+// Restart starts the server again on the same ports with the same data.
+func (e *Etcd) Restart() {
+	e.t.Helper()
+	e.Stop()
+	if err := e.start(); err != nil {
+		e.t.Fatal(err)
+	}
+}
+
+// freeAddr returns a loopback host:port that was free a moment ago.
+func freeAddr(t testing.TB) string {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatalf("free port: %v", err)
+	}
+	defer l.Close()
+	return l.Addr().String()
+}
