@@ -1,0 +1,42 @@
+# ratchet — build, test, benchmark and demo targets. Tests need root.
+GO      ?= go
+BIN     := $(CURDIR)/bin
+PKGS    := ./...
+# Fuzz targets run by `make fuzz` (package:target), each for FUZZTIME.
+FUZZTIME ?= 10s
+FUZZ    := ./internal/config:FuzzLoad ./internal/metadata:FuzzParse
+
+.PHONY: all build test test-short lint fuzz bench demo clean
+
+all: build
+
+build:
+	@mkdir -p $(BIN)
+	$(GO) build -o $(BIN)/ ./ratchet $(wildcard ./announcer) $(wildcard ./utils/ratchetctl)
+
+# The whole suite, as root: real netns, real etcd, real plugins, real dockerd.
+test:
+	$(GO) test -count=1 -timeout 25m $(TESTFLAGS) $(PKGS)
+
+# Unit tests only (parsing and validation; no root needed).
+test-short:
+	$(GO) test -count=1 -short $(PKGS)
+
+lint:
+	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
+	$(GO) vet $(PKGS)
+
+fuzz:
+	@set -e; for t in $(FUZZ); do pkg=$${t%%:*}; fn=$${t##*:}; \
+	  if [ -d $$pkg ] && grep -q "func $$fn" $$pkg/*_test.go 2>/dev/null; then \
+	    echo "fuzz $$pkg $$fn ($(FUZZTIME))"; $(GO) test -run XXX -fuzz "^$$fn$$" -fuzztime $(FUZZTIME) $$pkg; fi; done
+
+bench:
+	$(GO) test -run XXX -bench . -benchtime 1x ./ratchet
+	$(GO) test -run XXX -bench . -benchtime 200x ./internal/wiring
+
+demo: build
+	@if [ -x scripts/demo.sh ]; then scripts/demo.sh; else echo "demo: not yet available (see issues)"; exit 1; fi
+
+clean:
+	rm -rf $(BIN)

@@ -1,0 +1,141 @@
+package delegation
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+
+	"github.com/containernetworking/cni/pkg/types"
+
+	"github.com/ratchet-cni/ratchet/internal/config"
+)
+
+// Add runs the delegates in order. The cache is written before the first
+// one runs; if any delegate fails, those already added are deleted in
+// reverse order and the cache is removed. It returns the master's Result
+// converted to cniVersion.
+func (r *Runner) Add(ctx context.Context, att Attachment, cniVersion string, delegates []config.Delegate) (types.Result, error) {
+	cache := &Cache{
+		ContainerID: att.ContainerID, IfName: att.IfName, NetNS: att.NetNS, Args: att.Args,
+		CNIVersion: cniVersion, Delegates: delegates,
+	}
+	if err := r.writeCache(cache); err != nil {
+		return nil, err
+	}
+	var master types.Result
+	results := make([]json.RawMessage, 0, len(delegates))
+	for i, d := range delegates {
+		var res types.Result
+		if err := r.call(ctx, "ADD", att, d, d.Conf, &res); err != nil {
+			addErr := &Error{Index: i, Type: d.Type, IfName: d.IfName, Op: "ADD", Err: err}
+			return nil, r.rollback(ctx, att, cache, i, addErr)
+		}
+		raw, err := json.Marshal(res)
+		if err != nil {
+			addErr := &Error{Index: i, Type: d.Type, IfName: d.IfName, Op: "ADD", Err: fmt.Errorf("encode result: %w", err)}
+			return nil, r.rollback(ctx, att, cache, i+1, addErr)
+		}
+		results = append(results, raw)
+		if d.Master {
+			master = res
+		}
+	}
+	cache.Results = results
+	if err := r.writeCache(cache); err != nil {
+		return nil, r.rollback(ctx, att, cache, len(delegates), err)
+	}
+	converted, err := master.GetAsVersion(cniVersion)
+	if err != nil {
+		err = fmt.Errorf("convert master result to %s: %w", cniVersion, err)
+		return nil, r.rollback(ctx, att, cache, len(delegates), err)
+	}
+	return converted, nil
+}
+
+// rollback deletes delegates [0, n) in reverse order and removes the cache,
+// returning cause joined with any rollback failure.
+func (r *Runner) rollback(ctx context.Context, att Attachment, cache *Cache, n int, cause error) error {
+	partial := *cache
+	partial.Delegates = cache.Delegates[:n]
+	if n > len(partial.Results) {
+		partial.Results = nil
+	}
+	if err := r.delAll(ctx, att, &partial); err != nil {
+		r.log().Error("rollback left delegates behind", "container", att.ContainerID, "err", err)
+		return errors.Join(cause, fmt.Errorf("rollback: %w", err))
+	}
+	if err := r.removeCache(att.ContainerID, att.IfName); err != nil {
+		return errors.Join(cause, err)
+	}
+	return cause
+}
+
+// Del deletes the delegates of an attachment in reverse order, using the
+// cache written at ADD; a missing or corrupt cache falls back to fallback
+// (the current config). It goes on past failures and returns them joined;
+// the cache is removed only when every delegate's DEL succeeded.
+func (r *Runner) Del(ctx context.Context, att Attachment, fallback []config.Delegate) error {
+	cache, err := r.ReadCache(att.ContainerID, att.IfName)
+	if err != nil {
+		if !errors.Is(err, ErrNoCache) {
+			r.log().Warn("cache unusable, deleting with the current config", "container", att.ContainerID, "err", err)
+		}
+		cache = &Cache{ContainerID: att.ContainerID, IfName: att.IfName, Delegates: fallback}
+	}
+	if err := r.delAll(ctx, att, cache); err != nil {
+		return err
+	}
+	return r.removeCache(att.ContainerID, att.IfName)
+}
+
+func (r *Runner) delAll(ctx context.Context, att Attachment, cache *Cache) error {
+	var errs []error
+	for i := len(cache.Delegates) - 1; i >= 0; i-- {
+		d := cache.Delegates[i]
+		conf, err := withPrevResult(d.Conf, resultAt(cache, i))
+		if err == nil {
+			err = r.call(ctx, "DEL", att, d, conf, nil)
+		}
+		if err != nil {
+			errs = append(errs, &Error{Index: i, Type: d.Type, IfName: d.IfName, Op: "DEL", Err: err})
+		}
+	}
+	return errors.Join(errs...)
+}
+
+func resultAt(c *Cache, i int) json.RawMessage {
+	if i < len(c.Results) {
+		return c.Results[i]
+	}
+	return nil
+}
+
+// Check runs each delegate's CHECK with the Result it returned at ADD as
+// prevResult. prev (the runtime's prevResult) stands in for the master's
+// when the cache has none.
+func (r *Runner) Check(ctx context.Context, att Attachment, prev json.RawMessage) error {
+	cache, err := r.ReadCache(att.ContainerID, att.IfName)
+	if err != nil {
+		return fmt.Errorf("check %s/%s: %w", att.ContainerID, att.IfName, err)
+	}
+	var errs []error
+	for i, d := range cache.Delegates {
+		p := resultAt(cache, i)
+		if p == nil && d.Master {
+			p = prev
+		}
+		if p == nil {
+			errs = append(errs, &Error{Index: i, Type: d.Type, IfName: d.IfName, Op: "CHECK", Err: errors.New("no result recorded at ADD")})
+			continue
+		}
+		conf, err := withPrevResult(d.Conf, p)
+		if err == nil && atLeast(delegateVersion(d), "0.4.0") {
+			err = r.call(ctx, "CHECK", att, d, conf, nil)
+		}
+		if err != nil {
+			errs = append(errs, &Error{Index: i, Type: d.Type, IfName: d.IfName, Op: "CHECK", Err: err})
+		}
+	}
+	return errors.Join(errs...)
+}
