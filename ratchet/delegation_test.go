@@ -191,7 +191,6 @@ func deleteNS(t *testing.T, n *testenv.NS) {
 	}
 }
 
-
 func TestDelegateAnsweringAnotherVersionIsConverted(t *testing.T) {
 	f := newFixture(t)
 	pod := testenv.NewNS(t)

@@ -8,7 +8,6 @@ import (
 	"strconv"
 	"strings"
 	"time"
-
 )
 
 // SupportedVersions are the CNI spec versions ratchet speaks.
