@@ -17,33 +17,24 @@ import (
 
 	"github.com/ratchet-cni/ratchet/internal/config"
 	"github.com/ratchet-cni/ratchet/internal/delegation"
+	"github.com/ratchet-cni/ratchet/internal/logging"
+	"github.com/ratchet-cni/ratchet/internal/pairing"
 )
-
-// Request is one CNI invocation as the pairing step sees it.
-type Request struct {
-	Conf        *config.NetConf
-	ContainerID string
-	NetNS       string
-	IfName      string
-	// Args is CNI_ARGS.
-	Args string
-	// Result is the master delegate's Result (ADD only).
-	Result types.Result
-}
 
 // Pairer is the step after delegation for ratchet pods: it wires links at
 // ADD, removes them at DEL, and so on. Each method decides itself whether
 // the pod is a ratchet pod.
 type Pairer interface {
-	Add(ctx context.Context, req *Request) error
-	Del(ctx context.Context, req *Request) error
-	Check(ctx context.Context, req *Request) error
+	Add(ctx context.Context, req *pairing.Request) error
+	Del(ctx context.Context, req *pairing.Request) error
+	Check(ctx context.Context, req *pairing.Request) error
 	Status(ctx context.Context, conf *config.NetConf) error
 	GC(ctx context.Context, conf *config.NetConf, valid []types.GCAttachment) error
 	Close() error
 }
 
-// PairerFactory builds the Pairer for a loaded config.
+// PairerFactory builds the Pairer for a loaded config; a nil Pairer means
+// the config pairs nothing (delegation only).
 type PairerFactory func(conf *config.NetConf, log *slog.Logger) (Pairer, error)
 
 // Plugin is the ratchet CNI plugin.
@@ -84,7 +75,7 @@ func (p *Plugin) wrap(op string, fn func(context.Context, *invocation) error) fu
 		if err != nil {
 			return toCNIError(err)
 		}
-		log, closeLog := openLog(conf)
+		log, closeLog := logging.Open(conf.LogFile, conf.LogLevel)
 		defer closeLog()
 		log = log.With("op", op, "container", args.ContainerID, "ifname", args.IfName)
 		inv := &invocation{conf: conf, log: log, runner: p.runner(conf, log), args: args}
@@ -94,8 +85,10 @@ func (p *Plugin) wrap(op string, fn func(context.Context, *invocation) error) fu
 				log.Error("pairing unavailable", "err", err)
 				return toCNIError(err)
 			}
-			defer pr.Close()
-			inv.pairer = pr
+			if pr != nil {
+				defer pr.Close()
+				inv.pairer = pr
+			}
 		}
 		start := time.Now()
 		err = fn(context.Background(), inv)
@@ -121,9 +114,10 @@ func (inv *invocation) attachment() delegation.Attachment {
 	return delegation.Attachment{ContainerID: a.ContainerID, NetNS: a.Netns, IfName: a.IfName, Args: a.Args}
 }
 
-func (inv *invocation) request(result types.Result) *Request {
+func (inv *invocation) request(result types.Result) *pairing.Request {
 	a := inv.args
-	return &Request{Conf: inv.conf, ContainerID: a.ContainerID, NetNS: a.Netns, IfName: a.IfName, Args: a.Args, Result: result}
+	return &pairing.Request{Conf: inv.conf, ContainerID: a.ContainerID, NetNS: a.Netns, IfName: a.IfName,
+		Args: a.Args, Netconf: a.StdinData, Result: result}
 }
 
 func (p *Plugin) add(ctx context.Context, inv *invocation) error {

@@ -2,9 +2,6 @@ package command
 
 import (
 	"errors"
-	"io"
-	"log/slog"
-	"os"
 
 	"github.com/containernetworking/cni/pkg/types"
 
@@ -42,30 +39,4 @@ func toCNIError(err error) *types.Error {
 		return types.NewError(terr.Code, err.Error(), terr.Details)
 	}
 	return types.NewError(types.ErrInternal, err.Error(), "")
-}
-
-// openLog returns the logger of the config: JSON lines appended to logFile
-// at logLevel, or a discarding logger without a logFile. Logs never go to
-// stdout, which carries the Result.
-func openLog(conf *config.NetConf) (*slog.Logger, func()) {
-	if conf.LogFile == "" {
-		return slog.New(slog.DiscardHandler), func() {}
-	}
-	f, err := os.OpenFile(conf.LogFile, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
-	if err != nil {
-		// Without the log file, stderr (which the runtime records) is the
-		// only place left to say so.
-		return slog.New(slog.NewTextHandler(os.Stderr, nil)).With("logFileError", err.Error()), func() {}
-	}
-	return NewLogger(f, conf.LogLevel), func() { f.Close() }
-}
-
-// NewLogger returns a JSON slog logger writing to w at level (debug, info,
-// warn or error).
-func NewLogger(w io.Writer, level string) *slog.Logger {
-	var l slog.Level
-	if err := l.UnmarshalText([]byte(level)); err != nil {
-		l = slog.LevelInfo
-	}
-	return slog.New(slog.NewJSONHandler(w, &slog.HandlerOptions{Level: l})).With("pid", os.Getpid())
 }

@@ -1,0 +1,146 @@
+package pairing
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/containernetworking/cni/pkg/types"
+
+	"github.com/ratchet-cni/ratchet/internal/metadata"
+	"github.com/ratchet-cni/ratchet/internal/store"
+)
+
+// Add pairs a pod after delegation. A pod without ratchet metadata is left
+// alone (and etcd is not asked). On failure everything this ADD recorded or
+// built is undone; the error carries its CNI code.
+func (m *Manager) Add(ctx context.Context, req *Request) error {
+	pod, src, err := m.lookup(ctx, req)
+	if err != nil || pod == nil {
+		return classify(err)
+	}
+	ctx, cancel := m.opContext(ctx)
+	defer cancel()
+	log := m.log.With("pod", podKey(pod.Namespace, pod.Name), "source", src)
+	start := time.Now()
+	pending, err := m.add(ctx, req, pod)
+	if err != nil {
+		return classify(fmt.Errorf("pod %s: %w", podKey(pod.Namespace, pod.Name), err))
+	}
+	log.Info("paired", "pending", pending, "took", time.Since(start))
+	return nil
+}
+
+// lookup finds the pod's metadata in the configured sources.
+func (m *Manager) lookup(ctx context.Context, req *Request) (*metadata.Pod, string, error) {
+	ns, name := k8sArgs(req.Args)
+	q := metadata.Query{ContainerID: req.ContainerID, PodNamespace: ns, PodName: name}
+	lctx, cancel := context.WithTimeout(ctx, 2*m.conf.Etcd.Timeout.D())
+	defer cancel()
+	return metadata.Lookup(lctx, m.sources, q, req.IfName)
+}
+
+// add records the pod, declares its links, settles each one and leaves a
+// completer for those whose peer is not ready. It returns the number of
+// links left pending.
+func (m *Manager) add(ctx context.Context, req *Request, pod *metadata.Pod) (pending int, err error) {
+	kv, err := m.store()
+	if err != nil {
+		return 0, err
+	}
+	addr, err := m.hostAddress()
+	if err != nil {
+		return 0, &Error{Code: types.ErrInvalidNetworkConfig, Err: err}
+	}
+	me := store.PodRecord{
+		Namespace: pod.Namespace, Name: pod.Name, ContainerID: req.ContainerID, Netns: req.NetNS,
+		IfName: req.IfName, Host: m.conf.Host.Name, HostAddress: addr, Pod: *pod, Created: time.Now().UTC(),
+	}
+	st := localState{ContainerID: req.ContainerID, Namespace: pod.Namespace, Name: pod.Name, NetNS: req.NetNS}
+	for _, l := range append(append([]metadata.Link{}, pod.Links...), pod.Expects...) {
+		st.IfNames = append(st.IfNames, l.IfName)
+	}
+	if err := m.writeLocal(st); err != nil {
+		return 0, err
+	}
+	success := false
+	defer func() {
+		if !success {
+			if terr := m.teardown(context.WithoutCancel(ctx), kv, st); terr != nil {
+				m.log.Error("undo failed ADD", "pod", podKey(pod.Namespace, pod.Name), "err", terr)
+			}
+		}
+	}()
+	if err := m.recordPod(ctx, kv, me); err != nil {
+		return 0, err
+	}
+	ids, err := m.declareLinks(ctx, kv, pod)
+	if err != nil {
+		return 0, err
+	}
+	for _, id := range ids {
+		done, err := m.settle(ctx, kv, &me, id)
+		if err != nil {
+			return 0, err
+		}
+		if !done {
+			pending++
+		}
+	}
+	if pending > 0 {
+		job := &Job{Netconf: req.Netconf, ContainerID: req.ContainerID, NetNS: req.NetNS, IfName: req.IfName,
+			Args: req.Args, Namespace: pod.Namespace, Name: pod.Name}
+		if err := m.spawn(job); err != nil {
+			return 0, fmt.Errorf("start completer: %w", err)
+		}
+	}
+	success = true
+	return pending, nil
+}
+
+// recordPod writes the pod's record. A record of an earlier incarnation
+// (another container ID) is replaced atomically and what that incarnation
+// left on this host is removed.
+func (m *Manager) recordPod(ctx context.Context, kv store.Store, me store.PodRecord) error {
+	key := m.keys.Pod(me.Namespace, me.Name)
+	for range maxCASRetries {
+		_, err := store.CreateJSON(ctx, kv, key, me, 0)
+		if err == nil {
+			return nil
+		}
+		if !errors.Is(err, store.ErrExists) {
+			return fmt.Errorf("record pod: %w", err)
+		}
+		prev, ver, err := store.GetPod(ctx, kv, m.keys, me.Namespace, me.Name)
+		if errors.Is(err, store.ErrNotFound) {
+			continue
+		}
+		if err != nil {
+			return fmt.Errorf("read pod record: %w", err)
+		}
+		if _, err := store.UpdateJSON(ctx, kv, key, me, ver); err != nil {
+			if errors.Is(err, store.ErrConflict) || errors.Is(err, store.ErrNotFound) {
+				continue
+			}
+			return fmt.Errorf("replace pod record: %w", err)
+		}
+		if prev.ContainerID != me.ContainerID {
+			m.log.Info("replaced earlier incarnation", "pod", podKey(me.Namespace, me.Name), "old", prev.ContainerID)
+			m.retire(ctx, kv, prev)
+		}
+		return nil
+	}
+	return fmt.Errorf("record pod %s: too much contention", podKey(me.Namespace, me.Name))
+}
+
+// retire removes what an earlier incarnation of a pod left on this host:
+// its completer and its link ends (when its netns still exists).
+func (m *Manager) retire(ctx context.Context, kv store.Store, prev store.PodRecord) {
+	old := localState{ContainerID: prev.ContainerID, Namespace: prev.Namespace, Name: prev.Name, NetNS: prev.Netns}
+	m.stopCompleter(ctx, kv, old)
+	if prev.Host != m.conf.Host.Name {
+		return
+	}
+	m.removeEnds(ctx, kv, old)
+}

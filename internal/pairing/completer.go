@@ -1,0 +1,294 @@
+package pairing
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"os/signal"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/ratchet-cni/ratchet/internal/config"
+	"github.com/ratchet-cni/ratchet/internal/logging"
+	"github.com/ratchet-cni/ratchet/internal/store"
+)
+
+// CompleterArg is the first argument with which the ratchet binary runs as
+// a detached completer: `ratchet complete JOBFILE`.
+const CompleterArg = "complete"
+
+// Job is what a completer needs to finish a pod's pairing; ADD writes it to
+// a file for the detached process.
+type Job struct {
+	Netconf     json.RawMessage `json:"netconf"`
+	ContainerID string          `json:"containerID"`
+	NetNS       string          `json:"netns"`
+	IfName      string          `json:"ifname"`
+	Args        string          `json:"args,omitempty"`
+	Namespace   string          `json:"namespace"`
+	Name        string          `json:"name"`
+}
+
+func jobPath(cniDir, containerID string) string {
+	return filepath.Join(cniDir, "pairing", containerID+".job")
+}
+
+func (m *Manager) removeJob(containerID string) error {
+	err := os.Remove(jobPath(m.conf.CNIDir, containerID))
+	if err != nil && !errors.Is(err, os.ErrNotExist) {
+		return fmt.Errorf("remove completer job: %w", err)
+	}
+	return nil
+}
+
+// ReadJob reads a completer's job file.
+func ReadJob(path string) (*Job, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("read completer job: %w", err)
+	}
+	job := &Job{}
+	if err := json.Unmarshal(data, job); err != nil {
+		return nil, fmt.Errorf("decode completer job %s: %w", path, err)
+	}
+	return job, nil
+}
+
+// spawnCompleter starts `ratchet complete JOBFILE` in its own session with
+// stdin, stdout and stderr on /dev/null, so the runtime that ran ADD is not
+// kept waiting, and does not wait for it.
+func (m *Manager) spawnCompleter(job *Job) error {
+	path := jobPath(m.conf.CNIDir, job.ContainerID)
+	data, err := json.Marshal(job)
+	if err != nil {
+		return err
+	}
+	if err := os.WriteFile(path, data, 0o600); err != nil {
+		return fmt.Errorf("write completer job: %w", err)
+	}
+	self, err := os.Executable()
+	if err != nil {
+		return fmt.Errorf("find own binary: %w", err)
+	}
+	cmd := exec.Command(self, CompleterArg, path)
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
+	cmd.Env = completerEnv(os.Environ())
+	if err := cmd.Start(); err != nil {
+		return fmt.Errorf("start %s: %w", self, err)
+	}
+	m.log.Info("completer started", "pid", cmd.Process.Pid, "container", job.ContainerID)
+	return cmd.Process.Release()
+}
+
+// completerEnv drops the CNI_ variables: the completer is no CNI call.
+func completerEnv(env []string) []string {
+	out := env[:0:0]
+	for _, kv := range env {
+		if !strings.HasPrefix(kv, "CNI_") {
+			out = append(out, kv)
+		}
+	}
+	return out
+}
+
+// Complete is the completer's work: it holds the pod's completer lock,
+// settles the pod's links whenever etcd reports a change, and returns when
+// all are done, when the pod is deleted or replaced, or when ctx (bounded by
+// pairTimeout) ends, after recording the links that timed out.
+func (m *Manager) Complete(ctx context.Context, job *Job) error {
+	defer m.removeJob(job.ContainerID)
+	kv, err := m.store()
+	if err != nil {
+		return err
+	}
+	lockVer, ok, err := m.lock(ctx, kv, job)
+	if err != nil || !ok {
+		return err
+	}
+	defer func() {
+		_ = kv.Delete(context.WithoutCancel(ctx), m.keys.Completer(job.Namespace, job.Name), lockVer)
+	}()
+	for {
+		rev, pending, err := m.completeOnce(ctx, kv, job)
+		if err != nil || len(pending) == 0 {
+			return err
+		}
+		if !m.waitChange(ctx, kv, job, rev) {
+			m.timedOut(context.WithoutCancel(ctx), kv, job, pending)
+			return fmt.Errorf("pod %s: %d link(s) not wired within pairTimeout", podKey(job.Namespace, job.Name), len(pending))
+		}
+	}
+}
+
+// completeOnce settles every link of the pod once. It returns the store
+// revision read before anything else, to watch from, and the links still
+// pending; none when the pod is gone or replaced.
+func (m *Manager) completeOnce(ctx context.Context, kv store.Store, job *Job) (int64, []string, error) {
+	_, rev, err := kv.List(ctx, m.keys.Completer(job.Namespace, job.Name))
+	if err != nil {
+		return 0, nil, err
+	}
+	me, _, err := store.GetPod(ctx, kv, m.keys, job.Namespace, job.Name)
+	if errors.Is(err, store.ErrNotFound) || err == nil && me.ContainerID != job.ContainerID {
+		m.log.Info("completer: pod gone or replaced", "pod", podKey(job.Namespace, job.Name))
+		return rev, nil, nil
+	}
+	if err != nil {
+		return 0, nil, err
+	}
+	ids, err := m.declareLinks(ctx, kv, &me.Pod)
+	if err != nil {
+		return 0, nil, err
+	}
+	var pending []string
+	for _, id := range ids {
+		done, err := m.settle(ctx, kv, &me, id)
+		if err != nil {
+			m.log.Warn("completer: link failed, retrying on the next change", "link", id, "err", err)
+		}
+		if !done {
+			pending = append(pending, id)
+		}
+	}
+	return rev, pending, nil
+}
+
+// waitChange waits for a change under the pod's namespace (pods, links) or
+// of its completer lock after rev. It returns false when ctx ended.
+func (m *Manager) waitChange(ctx context.Context, kv store.Store, job *Job, rev int64) bool {
+	wctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	dirs := []string{m.keys.Pods(job.Namespace), m.keys.Links(job.Namespace)}
+	lock := m.keys.Completer(job.Namespace, job.Name)
+	for ev := range kv.Watch(wctx, m.keys.Prefix, rev) {
+		if ev.Err != nil || ev.KV.Key == lock {
+			return true
+		}
+		for _, d := range dirs {
+			if strings.HasPrefix(ev.KV.Key, d) {
+				return true
+			}
+		}
+	}
+	return ctx.Err() == nil
+}
+
+// timedOut records the links still pending at pairTimeout as failed.
+func (m *Manager) timedOut(ctx context.Context, kv store.Store, job *Job, pending []string) {
+	for _, id := range pending {
+		_, err := m.updateLink(ctx, kv, job.Namespace, id, func(r *store.LinkRecord) bool {
+			if r.State == store.LinkWired {
+				return false
+			}
+			_, theirs := ends(r, job.Name)
+			r.State = store.LinkFailed
+			r.Reason = fmt.Sprintf("peer %s not wired within pairTimeout (%s)", podKey(job.Namespace, theirs.Pod), m.conf.PairTimeout)
+			return true
+		})
+		if err != nil {
+			m.log.Warn("record timed-out link", "link", id, "err", err)
+		}
+	}
+}
+
+// lock takes the pod's completer lock: at most one completer per pod. A
+// live completer of the same container keeps it (ok is false); one of an
+// earlier incarnation is stopped and replaced.
+func (m *Manager) lock(ctx context.Context, kv store.Store, job *Job) (int64, bool, error) {
+	key := m.keys.Completer(job.Namespace, job.Name)
+	rec := store.CompleterRecord{ContainerID: job.ContainerID, Host: m.conf.Host.Name, PID: os.Getpid(), Started: time.Now().UTC()}
+	ttl := m.conf.PairTimeout.D() + 30*time.Second
+	for range maxCASRetries {
+		kvr, err := store.CreateJSON(ctx, kv, key, rec, ttl)
+		if err == nil {
+			return kvr.Version, true, nil
+		}
+		if !errors.Is(err, store.ErrExists) {
+			return 0, false, fmt.Errorf("completer lock: %w", err)
+		}
+		cur, ver, err := store.GetJSON[store.CompleterRecord](ctx, kv, key)
+		if errors.Is(err, store.ErrNotFound) {
+			continue
+		}
+		if err != nil {
+			return 0, false, fmt.Errorf("completer lock: %w", err)
+		}
+		if cur.ContainerID == job.ContainerID && m.alive(cur) {
+			return 0, false, nil
+		}
+		m.signal(cur)
+		if err := kv.Delete(ctx, key, ver); err != nil && !errors.Is(err, store.ErrConflict) && !errors.Is(err, store.ErrNotFound) {
+			return 0, false, fmt.Errorf("completer lock: %w", err)
+		}
+	}
+	return 0, false, fmt.Errorf("completer lock %s: too much contention", key)
+}
+
+// stopCompleter removes a container's completer lock (its completer sees
+// that and exits) and signals the process when it runs on this host.
+func (m *Manager) stopCompleter(ctx context.Context, kv store.Store, st localState) {
+	key := m.keys.Completer(st.Namespace, st.Name)
+	cur, ver, err := store.GetJSON[store.CompleterRecord](ctx, kv, key)
+	if err != nil || cur.ContainerID != st.ContainerID {
+		return
+	}
+	m.signal(cur)
+	if err := kv.Delete(ctx, key, ver); err != nil && !errors.Is(err, store.ErrNotFound) && !errors.Is(err, store.ErrConflict) {
+		m.log.Warn("remove completer lock", "err", err)
+	}
+}
+
+// alive reports whether the completer of rec runs on this host.
+func (m *Manager) alive(rec store.CompleterRecord) bool {
+	if rec.Host != m.conf.Host.Name || rec.PID <= 0 || rec.PID == os.Getpid() {
+		return false
+	}
+	cmdline, err := os.ReadFile("/proc/" + strconv.Itoa(rec.PID) + "/cmdline")
+	if err != nil {
+		return false
+	}
+	return strings.Contains(string(cmdline), "\x00"+CompleterArg+"\x00") && strings.Contains(string(cmdline), rec.ContainerID)
+}
+
+// signal asks a completer of this host to stop.
+func (m *Manager) signal(rec store.CompleterRecord) {
+	if m.alive(rec) {
+		_ = syscall.Kill(rec.PID, syscall.SIGTERM)
+	}
+}
+
+// RunCompleter is the entry point of the detached completer process: it
+// reads the job, logs to the netconf's logFile, and runs Complete bounded by
+// pairTimeout and stopped by SIGTERM. It returns the process exit status.
+func RunCompleter(jobFile string) int {
+	job, err := ReadJob(jobFile)
+	if err != nil {
+		return 2
+	}
+	conf, err := config.Load(job.Netconf)
+	if err != nil {
+		return 2
+	}
+	log, closeLog := logging.Open(conf.LogFile, conf.LogLevel)
+	defer closeLog()
+	log = log.With("op", "COMPLETE", "container", job.ContainerID, "pod", podKey(job.Namespace, job.Name))
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
+	defer stop()
+	ctx, cancel := context.WithTimeout(ctx, conf.PairTimeout.D())
+	defer cancel()
+	m := New(conf, log)
+	defer m.Close()
+	start := time.Now()
+	if err := m.Complete(ctx, job); err != nil {
+		log.Error("completer ended", "err", err, "took", time.Since(start))
+		return 1
+	}
+	log.Info("completer done", "took", time.Since(start))
+	return 0
+}

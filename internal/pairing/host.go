@@ -1,0 +1,70 @@
+package pairing
+
+import (
+	"fmt"
+	"net"
+
+	"github.com/vishvananda/netlink"
+)
+
+// hostAddress is the vxlan underlay address of this host: host.address,
+// else the first global address of host.interface, else of the interface
+// that holds the default route (IPv4 preferred).
+func (m *Manager) hostAddress() (string, error) {
+	h := m.conf.Host
+	if h.Address != "" {
+		return h.Address, nil
+	}
+	ifname := h.Interface
+	if ifname == "" {
+		var err error
+		if ifname, err = defaultRouteInterface(); err != nil {
+			return "", err
+		}
+	}
+	link, err := netlink.LinkByName(ifname)
+	if err != nil {
+		return "", fmt.Errorf("host.interface %q: %w", ifname, err)
+	}
+	for _, family := range []int{netlink.FAMILY_V4, netlink.FAMILY_V6} {
+		addrs, err := netlink.AddrList(link, family)
+		if err != nil {
+			return "", fmt.Errorf("addresses of %s: %w", ifname, err)
+		}
+		for _, a := range addrs {
+			if a.IP.IsGlobalUnicast() {
+				return a.IP.String(), nil
+			}
+		}
+	}
+	return "", fmt.Errorf("host.address: interface %s has no global address; set host.address", ifname)
+}
+
+// defaultRouteInterface names the interface of the default route.
+func defaultRouteInterface() (string, error) {
+	for _, family := range []int{netlink.FAMILY_V4, netlink.FAMILY_V6} {
+		routes, err := netlink.RouteListFiltered(family, &netlink.Route{Dst: nil}, netlink.RT_FILTER_DST)
+		if err != nil {
+			return "", fmt.Errorf("list default routes: %w", err)
+		}
+		for _, r := range routes {
+			if r.LinkIndex == 0 || !isDefault(r.Dst) {
+				continue
+			}
+			link, err := netlink.LinkByIndex(r.LinkIndex)
+			if err != nil {
+				return "", fmt.Errorf("default route interface: %w", err)
+			}
+			return link.Attrs().Name, nil
+		}
+	}
+	return "", fmt.Errorf("host.address: no default route to take the underlay address from; set host.address or host.interface")
+}
+
+func isDefault(dst *net.IPNet) bool {
+	if dst == nil {
+		return true
+	}
+	ones, _ := dst.Mask.Size()
+	return ones == 0
+}

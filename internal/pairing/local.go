@@ -1,0 +1,85 @@
+package pairing
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+)
+
+// localState is what this host remembers of a ratchet pod's container, so
+// that DEL knows the pod without asking Docker (whose container may be
+// gone) and GC finds what DEL could not finish.
+type localState struct {
+	ContainerID string `json:"containerID"`
+	Namespace   string `json:"namespace"`
+	Name        string `json:"name"`
+	NetNS       string `json:"netns"`
+	// IfNames are the pod's own link ends known from its metadata, removed
+	// at DEL even when etcd cannot be asked.
+	IfNames []string `json:"ifnames,omitempty"`
+}
+
+func (m *Manager) localPath(containerID string) string {
+	return filepath.Join(m.conf.CNIDir, "pairing", containerID+".json")
+}
+
+// writeLocal records the pod of a container atomically (0600).
+func (m *Manager) writeLocal(st localState) error {
+	path := m.localPath(st.ContainerID)
+	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+		return fmt.Errorf("pairing state dir: %w", err)
+	}
+	data, err := json.Marshal(st)
+	if err != nil {
+		return err
+	}
+	tmp := path + ".tmp"
+	if err := os.WriteFile(tmp, data, 0o600); err != nil {
+		return fmt.Errorf("write pairing state: %w", err)
+	}
+	if err := os.Rename(tmp, path); err != nil {
+		os.Remove(tmp)
+		return fmt.Errorf("write pairing state: %w", err)
+	}
+	return nil
+}
+
+// readLocal returns the recorded pod of a container; ok is false when there
+// is none (or it is unreadable).
+func (m *Manager) readLocal(containerID string) (localState, bool) {
+	var st localState
+	data, err := os.ReadFile(m.localPath(containerID))
+	if err != nil || json.Unmarshal(data, &st) != nil || st.Name == "" {
+		return st, false
+	}
+	return st, true
+}
+
+func (m *Manager) removeLocal(containerID string) error {
+	err := os.Remove(m.localPath(containerID))
+	if err != nil && !errors.Is(err, os.ErrNotExist) {
+		return fmt.Errorf("remove pairing state: %w", err)
+	}
+	return nil
+}
+
+// localContainers lists the container IDs with local pairing state.
+func (m *Manager) localContainers() []string {
+	entries, _ := os.ReadDir(filepath.Join(m.conf.CNIDir, "pairing"))
+	var ids []string
+	for _, e := range entries {
+		if name, ok := cutSuffix(e.Name(), ".json"); ok {
+			ids = append(ids, name)
+		}
+	}
+	return ids
+}
+
+func cutSuffix(s, suffix string) (string, bool) {
+	if len(s) > len(suffix) && s[len(s)-len(suffix):] == suffix {
+		return s[:len(s)-len(suffix)], true
+	}
+	return "", false
+}

@@ -1,0 +1,73 @@
+package pairing
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"github.com/ratchet-cni/ratchet/internal/config"
+	"github.com/ratchet-cni/ratchet/internal/metadata"
+	"github.com/ratchet-cni/ratchet/internal/store"
+)
+
+// defaultSources builds the metadata sources named in conf.Metadata, in
+// order. A docker source that cannot be built is kept as a source that
+// reports itself unavailable, so the error surfaces only for ratchet pods.
+func (m *Manager) defaultSources() []metadata.Source {
+	var out []metadata.Source
+	for _, name := range m.conf.Metadata {
+		switch name {
+		case config.SourceDocker:
+			ds, err := metadata.NewDockerSource(m.conf.Docker.Host)
+			if err != nil {
+				out = append(out, brokenSource{name: name, err: metadata.Unavailable("docker at "+m.conf.Docker.Host, err)})
+				continue
+			}
+			out = append(out, ds)
+		case config.SourceEtcd:
+			out = append(out, &etcdSource{m: m})
+		}
+	}
+	return out
+}
+
+// etcdSource reads the record announcer wrote for a pod.
+type etcdSource struct{ m *Manager }
+
+// Name is "etcd".
+func (s *etcdSource) Name() string { return config.SourceEtcd }
+
+// Labels returns the announced labels of the pod named in q.
+func (s *etcdSource) Labels(ctx context.Context, q metadata.Query) (map[string]string, error) {
+	if q.PodName == "" {
+		return nil, fmt.Errorf("no pod name in CNI_ARGS: %w", metadata.ErrNoMetadata)
+	}
+	ns := q.PodNamespace
+	if ns == "" {
+		ns = metadata.DefaultNamespace
+	}
+	kv, err := s.m.store()
+	if err != nil {
+		return nil, err
+	}
+	labels, _, err := store.GetAnnounce(ctx, kv, s.m.keys, ns, q.PodName)
+	if errors.Is(err, store.ErrNotFound) {
+		return nil, fmt.Errorf("no announced record for %s: %w", podKey(ns, q.PodName), metadata.ErrNoMetadata)
+	}
+	if errors.Is(err, store.ErrUnavailable) {
+		return nil, metadata.Unavailable("etcd", err)
+	}
+	return labels, err
+}
+
+// brokenSource stands for a source that could not be set up.
+type brokenSource struct {
+	name string
+	err  error
+}
+
+func (b brokenSource) Name() string { return b.name }
+
+func (b brokenSource) Labels(context.Context, metadata.Query) (map[string]string, error) {
+	return nil, b.err
+}

@@ -1,0 +1,48 @@
+package store
+
+import (
+	"errors"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/ratchet-cni/ratchet/internal/testenv"
+)
+
+func TestV3OverTLSWithAuth(t *testing.T) {
+	e := testenv.StartEtcdTLS(t)
+	prefix := "/" + testenv.UniqueName("rt")
+	e.AddUser(t, "ratchet", "s3cret", prefix)
+	k := Keys{Prefix: prefix}
+	cfg := Config{Endpoints: []string{e.URL}, API: APIv3, Prefix: prefix,
+		CA: e.CA, Cert: e.Cert, Key: e.Key, Username: "ratchet", Password: "s3cret"}
+	s := newStore(t, cfg)
+	ctx := tctx(t)
+	mustOK(t, "ping", s.Ping(ctx))
+	ch := s.Watch(ctx, k.Pods(""), 0)
+	kv, err := s.Create(ctx, k.Pod("default", "a"), []byte("1"), 0)
+	mustOK(t, "create", err)
+	_, err = s.Create(ctx, k.Completer("default", "a"), []byte("lock"), 5*time.Second)
+	mustOK(t, "create with lease", err)
+	_, err = s.Update(ctx, kv.Key, []byte("2"), kv.Version)
+	mustOK(t, "update", err)
+	wantEvent(t, ch, Put, kv.Key)
+	wantEvent(t, ch, Put, kv.Key)
+
+	bad := cfg
+	bad.Password = "wrong"
+	_, err = New(bad)
+	if !errors.Is(err, ErrAuth) || !strings.Contains(err.Error(), "authentication failed") ||
+		!strings.Contains(err.Error(), `"ratchet"`) {
+		t.Fatalf("wrong password: %v; want ErrAuth saying authentication failed for \"ratchet\"", err)
+	}
+	t.Log(err)
+
+	other := cfg
+	other.Prefix = "/elsewhere"
+	s2 := newStore(t, other)
+	_, err = s2.Put(ctx, "/elsewhere/x", []byte("1"))
+	if !errors.Is(err, ErrAuth) || !strings.Contains(err.Error(), "permission denied") {
+		t.Fatalf("write outside the granted prefix: %v; want ErrAuth, permission denied", err)
+	}
+}

@@ -1,0 +1,55 @@
+package wiring
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/vishvananda/netlink"
+)
+
+// beforeRename, when set by a test, runs just before a link gets its final
+// name, to exercise the rollback of a name taken in the meantime.
+var beforeRename func(ep Endpoint)
+
+// configureEnd finishes a link that sits under a temporary name in its
+// target netns: IPv6 enabled when needed, addresses added, renamed to its
+// final name, brought up. A link thus shows its final name only once it is
+// addressed. The caller deletes the link when this fails.
+func configureEnd(ctx context.Context, c *nsConn, index int, tmp string, ep Endpoint, addrs []*netlink.Addr) error {
+	link := &netlink.Device{LinkAttrs: netlink.LinkAttrs{Index: index, Name: tmp}}
+	if hasIPv6(addrs) {
+		if err := c.enableIPv6(tmp); err != nil {
+			return fmt.Errorf("configure %s: %w", ep, err)
+		}
+	}
+	for _, a := range addrs {
+		if err := c.h.AddrAdd(link, a); err != nil {
+			return fmt.Errorf("add address %s to %s: %w", a.IPNet, ep, err)
+		}
+	}
+	if err := ctx.Err(); err != nil {
+		return fmt.Errorf("configure %s: %w", ep, err)
+	}
+	if beforeRename != nil {
+		beforeRename(ep)
+	}
+	if err := c.h.LinkSetName(link, ep.Name); err != nil {
+		if isExist(err) {
+			return fmt.Errorf("rename %s to %s: %w", tmp, ep, ErrExists)
+		}
+		return fmt.Errorf("rename %s to %s: %w", tmp, ep, err)
+	}
+	if err := c.h.LinkSetUp(link); err != nil {
+		return fmt.Errorf("set %s up: %w", ep, err)
+	}
+	return nil
+}
+
+// indexOf returns the index of the link named name in c's netns.
+func indexOf(c *nsConn, name string) (int, error) {
+	l, err := c.h.LinkByName(name)
+	if err != nil {
+		return 0, fmt.Errorf("look up new link %s in netns %s: %w", name, c.path, err)
+	}
+	return l.Attrs().Index, nil
+}

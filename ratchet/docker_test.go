@@ -1,0 +1,171 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/containernetworking/cni/pkg/types"
+
+	"github.com/ratchet-cni/ratchet/internal/store"
+	"github.com/ratchet-cni/ratchet/internal/testenv"
+)
+
+// testLabelFile copies a label file of scripts/ with its addresses moved
+// from the seed's 192.168.2.0/24 to the test range 192.0.2.0/24.
+func testLabelFile(t *testing.T, name string) string {
+	t.Helper()
+	data, err := os.ReadFile(filepath.Join("..", "scripts", name))
+	if err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(t.TempDir(), name)
+	if err := os.WriteFile(path, []byte(strings.ReplaceAll(string(data), "192.168.2.", "192.0.2.")), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
+
+// dockerCluster is a one-host cluster whose pods are Docker containers
+// labelled like the seed's.
+func dockerCluster(t *testing.T, api string) (*cluster, *testenv.Docker) {
+	c := newCluster(t, api, 1)
+	d := testenv.StartDocker(t)
+	c.metadata = []string{"docker", "etcd"}
+	c.dockerHost = d.Host
+	return c, d
+}
+
+func TestSeedPairFromDockerLabelsInBothOrders(t *testing.T) {
+	for _, api := range apis {
+		t.Run(api, func(t *testing.T) {
+			c, d := dockerCluster(t, api)
+			for _, order := range []string{"primary-first", "pair-first"} {
+				t.Run(order, func(t *testing.T) {
+					idA, pidA := d.RunContainer(t, testLabelFile(t, "primary.label"))
+					idB, pidB := d.RunContainer(t, testLabelFile(t, "pair.label"))
+					a := c.hosts[0].containerPod("primary-pod", idA, pidA)
+					b := c.hosts[0].containerPod("pair-pod", idB, pidB)
+					first, second := a, b
+					if order == "pair-first" {
+						first, second = b, a
+					}
+					first.mustAdd()
+					second.mustAdd()
+					assertSeedPairWired(t, a, b)
+					second.mustDel()
+					if first.hasLink(first.ifOf(), "") {
+						t.Errorf("DEL of %s left the peer's end", second.name)
+					}
+					first.mustDel()
+					c.assertNothingLeft()
+				})
+			}
+		})
+	}
+}
+
+func TestUnlabelledContainerNeverTouchesEtcd(t *testing.T) {
+	c, d := dockerCluster(t, "v3")
+	id, err := d.Run(t, "run", "-d", "--net=none", d.Image, "sleep", "100000")
+	if err != nil {
+		t.Fatal(err)
+	}
+	pidOut, err := d.Run(t, "inspect", "-f", "{{.State.Pid}}", id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var pid int
+	fmt.Sscan(pidOut, &pid)
+	p := c.hosts[0].containerPod("plain", id, pid)
+	before := c.hosts[0].fwd.Conns.Load()
+	p.mustAdd()
+	p.mustDel()
+	if n := c.hosts[0].fwd.Conns.Load() - before; n != 0 {
+		t.Errorf("an unlabelled container opened %d etcd connections", n)
+	}
+	c.assertNothingLeft()
+}
+
+func TestDockerUnreachableIsAClearErrorAndRollsBack(t *testing.T) {
+	c := newCluster(t, "v3", 1)
+	c.metadata = []string{"docker"}
+	c.dockerHost = "unix://" + filepath.Join(t.TempDir(), "no-docker.sock")
+	p := c.hosts[0].newPod("any")
+	err := p.add()
+	if err == nil {
+		t.Fatal("ADD with docker unreachable succeeded")
+	}
+	if code := cniCode(t, err); code != types.ErrTryAgainLater || !strings.Contains(err.Error(), "docker at "+c.dockerHost+" unreachable") {
+		t.Errorf("error (code %d) %v, want code 11 naming the docker host", code, err)
+	}
+	if links := p.links(); len(links) > 0 {
+		t.Errorf("pod netns has links %v", links)
+	}
+	c.assertNothingLeft()
+}
+
+// TestDockerRunCustomScriptPairsTheSeedPods runs the seed's flow through
+// scripts/docker-run-custom.sh on a simulated host: the pair side waits in
+// the background, the primary side's app pings it.
+func TestDockerRunCustomScriptPairsTheSeedPods(t *testing.T) {
+	for _, api := range apis {
+		t.Run(api, func(t *testing.T) {
+			c, d := dockerCluster(t, api)
+			h := c.hosts[0]
+			confDir := t.TempDir()
+			if err := os.WriteFile(filepath.Join(confDir, "10-ratchet.conf"), h.netconf(nil), 0o600); err != nil {
+				t.Fatal(err)
+			}
+			script := func(label string, args ...string) *exec.Cmd {
+				full := append([]string{"netns", "exec", h.ns.Name, filepath.Join("..", "scripts", "docker-run-custom.sh"),
+					"--label-file", testLabelFile(t, label)}, args...)
+				cmd := exec.Command("ip", full...)
+				cmd.Env = append(os.Environ(), "CNI_PATH="+c.cni.BinDir, "NETCONFPATH="+confDir,
+					"DOCKER="+d.CLI(), "DOCKER_HOST="+d.Host, "INFRA_IMAGE="+d.Image)
+				return cmd
+			}
+			waiter := testenv.UniqueName("pair-app-")
+			pair := script("pair.label", "--rm", "--name", waiter, d.Image, "sleep", "60")
+			var pairOut strings.Builder
+			pair.Stdout, pair.Stderr = &pairOut, &pairOut
+			if err := pair.Start(); err != nil {
+				t.Fatal(err)
+			}
+			var wg sync.WaitGroup
+			wg.Add(1)
+			go func() { defer wg.Done(); _ = pair.Wait() }()
+			t.Cleanup(func() { _, _ = d.Run(t, "kill", waiter); wg.Wait() })
+			if !waitFor(30*time.Second, func() bool {
+				_, _, err := store.GetPod(context.Background(), c.kv, c.keys, "default", "pair-pod")
+				return err == nil
+			}) {
+				t.Fatalf("pair side never recorded:\n%s", pairOut.String())
+			}
+			out, err := script("primary.label", "--rm", d.Image, "ping", "-c", "2", "-W", "2", "192.0.2.101").CombinedOutput()
+			if err != nil {
+				t.Fatalf("primary side: %v\n%s\n%s", err, out, h.logTail())
+			}
+			if !strings.Contains(string(out), "2 packets received") {
+				t.Errorf("primary's ping did not get through:\n%s", out)
+			}
+			if _, err := d.Run(t, "kill", waiter); err != nil {
+				t.Fatal(err)
+			}
+			wg.Wait()
+			if code := pair.ProcessState.ExitCode(); code != 137 && code != 0 {
+				t.Errorf("pair side exited %d:\n%s", code, pairOut.String())
+			}
+			if left, _ := d.Run(t, "ps", "-aq"); left != "" {
+				t.Errorf("containers left: %s", left)
+			}
+			c.assertNothingLeft()
+		})
+	}
+}

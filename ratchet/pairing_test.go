@@ -1,0 +1,249 @@
+package main
+
+import (
+	"fmt"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/ratchet-cni/ratchet/internal/metadata"
+	"github.com/ratchet-cni/ratchet/internal/store"
+)
+
+var apis = []string{"v2", "v3"}
+
+// seedPair is the first ratchet's pair (primary.label / pair.label) on test
+// addresses.
+func seedPair() (primary, pair *metadata.Pod) {
+	primary = &metadata.Pod{Name: "primary-pod", Primary: true, Links: []metadata.Link{{
+		Peer: "pair-pod", IfName: "in1", IP: "192.0.2.100/24", PeerIfName: "in2", PeerIP: "192.0.2.101/24",
+	}}}
+	pair = &metadata.Pod{Name: "pair-pod", Expects: []metadata.Link{{
+		Peer: "primary-pod", IfName: "in2", IP: "192.0.2.101/24", PeerIfName: "in1", PeerIP: "192.0.2.100/24",
+	}}}
+	return primary, pair
+}
+
+// assertWired checks that both ends exist, ping works both ways, and CHECK
+// passes on both pods.
+func assertSeedPairWired(t *testing.T, a, b *pod) {
+	t.Helper()
+	if !a.hasLink("in1", "192.0.2.100/24") || !b.hasLink("in2", "192.0.2.101/24") {
+		t.Fatalf("link ends missing after the second ADD:\n%s\n%s", a.mustExec("ip", "-o", "addr"), b.mustExec("ip", "-o", "addr"))
+	}
+	if err := a.ping("192.0.2.101"); err != nil {
+		t.Errorf("ping primary→pair: %v", err)
+	}
+	if err := b.ping("192.0.2.100"); err != nil {
+		t.Errorf("ping pair→primary: %v", err)
+	}
+	for _, p := range []*pod{a, b} {
+		if err := p.check(); err != nil {
+			t.Errorf("CHECK %s: %v", p.name, err)
+		}
+	}
+}
+
+func TestSameHostPairWiredInBothOrders(t *testing.T) {
+	for _, api := range apis {
+		for _, order := range []string{"primary-first", "pair-first"} {
+			t.Run(api+"/"+order, func(t *testing.T) {
+				c := newCluster(t, api, 1)
+				mp, mq := seedPair()
+				c.announce(mp)
+				c.announce(mq)
+				a, b := c.hosts[0].newPod("primary-pod"), c.hosts[0].newPod("pair-pod")
+				first, second := a, b
+				if order == "pair-first" {
+					first, second = b, a
+				}
+				first.mustAdd()
+				second.mustAdd()
+				assertSeedPairWired(t, a, b)
+				if rec := c.link("primary-pod", "in1", "pair-pod", "in2"); rec.State != store.LinkWired || rec.VNI != 0 {
+					t.Errorf("link record %+v, want wired veth", rec)
+				}
+				first.mustDel()
+				if second.hasLink(second.ifOf(), "") {
+					t.Errorf("DEL of %s left the peer's end", first.name)
+				}
+				second.mustDel()
+				c.assertNothingLeft()
+			})
+		}
+	}
+}
+
+// ifOf is the seed interface of the pod.
+func (p *pod) ifOf() string {
+	if p.name == "primary-pod" {
+		return "in1"
+	}
+	return "in2"
+}
+
+func TestCrossHostPairWiredInBothOrders(t *testing.T) {
+	for _, api := range apis {
+		for _, order := range []string{"primary-first", "pair-first"} {
+			t.Run(api+"/"+order, func(t *testing.T) {
+				c := newCluster(t, api, 2)
+				mp, mq := seedPair()
+				c.announce(mp)
+				c.announce(mq)
+				a, b := c.hosts[0].newPod("primary-pod"), c.hosts[1].newPod("pair-pod")
+				first, second := a, b
+				if order == "pair-first" {
+					first, second = b, a
+				}
+				first.mustAdd()
+				second.mustAdd()
+				returned := time.Now()
+				if !waitFor(10*time.Second, func() bool { return first.hasLink(first.ifOf(), "192.0.2.") }) {
+					t.Fatalf("first side's completer did not build its end\n%s", first.h.logTail())
+				}
+				t.Logf("first side's end up %v after the second ADD returned", time.Since(returned))
+				assertSeedPairWired(t, a, b)
+				rec := c.link("primary-pod", "in1", "pair-pod", "in2")
+				if rec.VNI < 4096 || !waitFor(5*time.Second, func() bool {
+					return c.link("primary-pod", "in1", "pair-pod", "in2").State == store.LinkWired
+				}) {
+					t.Errorf("link record %+v, want wired vxlan", c.link("primary-pod", "in1", "pair-pod", "in2"))
+				}
+				first.mustDel()
+				second.mustDel()
+				c.assertNothingLeft()
+			})
+		}
+	}
+}
+
+func TestPairAddedAtOnceGetsExactlyOneVeth(t *testing.T) {
+	trials := map[string]int{"v3": 50, "v2": 20}
+	if testing.Short() {
+		trials = map[string]int{"v3": 5, "v2": 5}
+	}
+	for _, api := range apis {
+		t.Run(api, func(t *testing.T) {
+			c := newCluster(t, api, 1)
+			mp, mq := seedPair()
+			c.announce(mp)
+			c.announce(mq)
+			for i := range trials[api] {
+				a, b := c.hosts[0].newPod("primary-pod"), c.hosts[0].newPod("pair-pod")
+				var wg sync.WaitGroup
+				errs := make([]error, 2)
+				for j, p := range []*pod{a, b} {
+					wg.Add(1)
+					go func() { defer wg.Done(); errs[j] = p.add() }()
+				}
+				wg.Wait()
+				if errs[0] != nil || errs[1] != nil {
+					t.Fatalf("trial %d: ADD errors %v\n%s", i, errs, c.hosts[0].logTail())
+				}
+				assertOneLink(t, a, "in1")
+				assertOneLink(t, b, "in2")
+				if err := a.ping("192.0.2.101"); err != nil {
+					t.Fatalf("trial %d: %v", i, err)
+				}
+				a.mustDel()
+				b.mustDel()
+				c.assertNothingLeft()
+			}
+		})
+	}
+}
+
+// assertOneLink checks that the pod has exactly eth0 and one link ifname.
+func assertOneLink(t *testing.T, p *pod, ifname string) {
+	t.Helper()
+	links := p.links()
+	if len(links) != 2 || !strings.Contains(strings.Join(links, " "), ifname) {
+		t.Fatalf("pod %s has links %v, want eth0 and %s", p.name, links, ifname)
+	}
+}
+
+// chain is the first ratchet's router example: centosa–quagga-a–quagga-b–
+// centosb. quagga-a declares the cross-host link to quagga-b, which expects
+// it and declares its own link to centosb; centosa declares its link to
+// quagga-a.
+func chainPods() []*metadata.Pod {
+	return []*metadata.Pod{
+		{Name: "centosa", Primary: true, Links: []metadata.Link{
+			{Peer: "quagga-a", IfName: "in1", IP: "192.0.2.1/30", PeerIfName: "in1", PeerIP: "192.0.2.2/30"}}},
+		{Name: "quagga-a", Links: []metadata.Link{
+			{Peer: "quagga-b", IfName: "in2", IP: "203.0.113.1/30", PeerIfName: "in1", PeerIP: "203.0.113.2/30", MTU: 1400}}},
+		{Name: "quagga-b", Links: []metadata.Link{
+			{Peer: "centosb", IfName: "in2", IP: "192.0.2.5/30", PeerIfName: "in1", PeerIP: "192.0.2.6/30"}},
+			Expects: []metadata.Link{
+				{Peer: "quagga-a", IfName: "in1", IP: "203.0.113.2/30", PeerIfName: "in2", PeerIP: "203.0.113.1/30"}}},
+		{Name: "centosb"},
+	}
+}
+
+func TestRouterChainWiredWhateverTheOrder(t *testing.T) {
+	orders := [][]int{{0, 1, 2, 3}, {3, 2, 1, 0}, {1, 2, 0, 3}, {2, 0, 3, 1}}
+	for _, order := range orders {
+		t.Run(fmt.Sprint(order), func(t *testing.T) {
+			c := newCluster(t, "v3", 2)
+			specs := chainPods()
+			pods := make([]*pod, 4)
+			for i, m := range specs {
+				c.announce(m)
+				pods[i] = c.hosts[i/2].newPod(m.Name) // centosa, quagga-a on host 0
+			}
+			for _, i := range order {
+				pods[i].mustAdd()
+			}
+			pings := []struct {
+				from int
+				to   string
+			}{{0, "192.0.2.2"}, {1, "192.0.2.1"}, {1, "203.0.113.2"}, {2, "203.0.113.1"}, {2, "192.0.2.6"}, {3, "192.0.2.5"}}
+			for _, p := range pings {
+				if !waitFor(10*time.Second, func() bool { return pods[p.from].ping(p.to) == nil }) {
+					t.Errorf("%s cannot ping %s\n%s\n%s", specs[p.from].Name, p.to, c.hosts[0].logTail(), c.hosts[1].logTail())
+				}
+			}
+			for _, p := range pods {
+				if err := p.check(); err != nil {
+					t.Errorf("CHECK %s: %v", p.name, err)
+				}
+			}
+			for _, p := range pods {
+				p.mustDel()
+			}
+			c.assertNothingLeft()
+		})
+	}
+}
+
+func TestRecreatedPodGetsItsLinksBack(t *testing.T) {
+	c := newCluster(t, "v3", 1)
+	mp, mq := seedPair()
+	c.announce(mp)
+	c.announce(mq)
+	a, b := c.hosts[0].newPod("primary-pod"), c.hosts[0].newPod("pair-pod")
+	a.mustAdd()
+	b.mustAdd()
+	a.mustDel()
+	a2 := c.hosts[0].newPod("primary-pod")
+	a2.mustAdd()
+	assertSeedPairWired(t, a2, b)
+	if rec := c.link("primary-pod", "in1", "pair-pod", "in2"); rec.A.ContainerID != a2.rt.ContainerID && rec.B.ContainerID != a2.rt.ContainerID {
+		t.Errorf("link record still names the old container: %+v", rec)
+	}
+	// Re-created again without a DEL first (the runtime lost track): the new
+	// incarnation replaces the old record; the old one's late DEL must not
+	// break the new one.
+	a3 := c.hosts[0].newPod("primary-pod")
+	a3.mustAdd()
+	assertSeedPairWired(t, a3, b)
+	if a2.hasLink("in1", "") {
+		t.Errorf("old incarnation still has its link end")
+	}
+	a2.mustDel()
+	assertSeedPairWired(t, a3, b)
+	a3.mustDel()
+	b.mustDel()
+	c.assertNothingLeft()
+}
