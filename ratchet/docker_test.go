@@ -14,6 +14,7 @@ import (
 	"github.com/containernetworking/cni/pkg/types"
 
 	"github.com/ratchet-cni/ratchet/internal/store"
+	"github.com/ratchet-cni/ratchet/internal/testcluster"
 	"github.com/ratchet-cni/ratchet/internal/testenv"
 )
 
@@ -34,11 +35,11 @@ func testLabelFile(t *testing.T, name string) string {
 
 // dockerCluster is a one-host cluster whose pods are Docker containers
 // labelled like the seed's.
-func dockerCluster(t *testing.T, api string) (*cluster, *testenv.Docker) {
-	c := newCluster(t, api, 1)
+func dockerCluster(t *testing.T, api string) (*testcluster.Cluster, *testenv.Docker) {
+	c := testcluster.New(t, api, 1)
 	d := testenv.StartDocker(t)
-	c.metadata = []string{"docker", "etcd"}
-	c.dockerHost = d.Host
+	c.Metadata = []string{"docker", "etcd"}
+	c.DockerHost = d.Host
 	return c, d
 }
 
@@ -50,21 +51,21 @@ func TestSeedPairFromDockerLabelsInBothOrders(t *testing.T) {
 				t.Run(order, func(t *testing.T) {
 					idA, pidA := d.RunContainer(t, testLabelFile(t, "primary.label"))
 					idB, pidB := d.RunContainer(t, testLabelFile(t, "pair.label"))
-					a := c.hosts[0].containerPod("primary-pod", idA, pidA)
-					b := c.hosts[0].containerPod("pair-pod", idB, pidB)
+					a := c.Hosts[0].ContainerPod("primary-pod", idA, pidA)
+					b := c.Hosts[0].ContainerPod("pair-pod", idB, pidB)
 					first, second := a, b
 					if order == "pair-first" {
 						first, second = b, a
 					}
-					first.mustAdd()
-					second.mustAdd()
+					first.MustAdd()
+					second.MustAdd()
 					assertSeedPairWired(t, a, b)
-					second.mustDel()
-					if first.hasLink(first.ifOf(), "") {
-						t.Errorf("DEL of %s left the peer's end", second.name)
+					second.MustDel()
+					if first.HasLink(ifOf(first), "") {
+						t.Errorf("DEL of %s left the peer's end", second.Name)
 					}
-					first.mustDel()
-					c.assertNothingLeft()
+					first.MustDel()
+					c.AssertNothingLeft()
 				})
 			}
 		})
@@ -83,32 +84,32 @@ func TestUnlabelledContainerNeverTouchesEtcd(t *testing.T) {
 	}
 	var pid int
 	fmt.Sscan(pidOut, &pid)
-	p := c.hosts[0].containerPod("plain", id, pid)
-	before := c.hosts[0].fwd.Conns.Load()
-	p.mustAdd()
-	p.mustDel()
-	if n := c.hosts[0].fwd.Conns.Load() - before; n != 0 {
+	p := c.Hosts[0].ContainerPod("plain", id, pid)
+	before := c.Hosts[0].Fwd.Conns.Load()
+	p.MustAdd()
+	p.MustDel()
+	if n := c.Hosts[0].Fwd.Conns.Load() - before; n != 0 {
 		t.Errorf("an unlabelled container opened %d etcd connections", n)
 	}
-	c.assertNothingLeft()
+	c.AssertNothingLeft()
 }
 
 func TestDockerUnreachableIsAClearErrorAndRollsBack(t *testing.T) {
-	c := newCluster(t, "v3", 1)
-	c.metadata = []string{"docker"}
-	c.dockerHost = "unix://" + filepath.Join(t.TempDir(), "no-docker.sock")
-	p := c.hosts[0].newPod("any")
-	err := p.add()
+	c := testcluster.New(t, "v3", 1)
+	c.Metadata = []string{"docker"}
+	c.DockerHost = "unix://" + filepath.Join(t.TempDir(), "no-docker.sock")
+	p := c.Hosts[0].NewPod("any")
+	err := p.Add()
 	if err == nil {
 		t.Fatal("ADD with docker unreachable succeeded")
 	}
-	if code := cniCode(t, err); code != types.ErrTryAgainLater || !strings.Contains(err.Error(), "docker at "+c.dockerHost+" unreachable") {
+	if code := cniCode(t, err); code != types.ErrTryAgainLater || !strings.Contains(err.Error(), "docker at "+c.DockerHost+" unreachable") {
 		t.Errorf("error (code %d) %v, want code 11 naming the docker host", code, err)
 	}
-	if links := p.links(); len(links) > 0 {
+	if links := p.Links(); len(links) > 0 {
 		t.Errorf("pod netns has links %v", links)
 	}
-	c.assertNothingLeft()
+	c.AssertNothingLeft()
 }
 
 // TestDockerRunCustomScriptPairsTheSeedPods runs the seed's flow through
@@ -118,16 +119,16 @@ func TestDockerRunCustomScriptPairsTheSeedPods(t *testing.T) {
 	for _, api := range apis {
 		t.Run(api, func(t *testing.T) {
 			c, d := dockerCluster(t, api)
-			h := c.hosts[0]
+			h := c.Hosts[0]
 			confDir := t.TempDir()
-			if err := os.WriteFile(filepath.Join(confDir, "10-ratchet.conf"), h.netconf(nil), 0o600); err != nil {
+			if err := os.WriteFile(filepath.Join(confDir, "10-ratchet.conf"), h.Netconf(nil), 0o600); err != nil {
 				t.Fatal(err)
 			}
 			script := func(label string, args ...string) *exec.Cmd {
-				full := append([]string{"netns", "exec", h.ns.Name, filepath.Join("..", "scripts", "docker-run-custom.sh"),
+				full := append([]string{"netns", "exec", h.NS.Name, filepath.Join("..", "scripts", "docker-run-custom.sh"),
 					"--label-file", testLabelFile(t, label)}, args...)
 				cmd := exec.Command("ip", full...)
-				cmd.Env = append(os.Environ(), "CNI_PATH="+c.cni.BinDir, "NETCONFPATH="+confDir,
+				cmd.Env = append(os.Environ(), "CNI_PATH="+c.CNI.BinDir, "NETCONFPATH="+confDir,
 					"DOCKER="+d.CLI(), "DOCKER_HOST="+d.Host, "INFRA_IMAGE="+d.Image)
 				return cmd
 			}
@@ -142,15 +143,15 @@ func TestDockerRunCustomScriptPairsTheSeedPods(t *testing.T) {
 			wg.Add(1)
 			go func() { defer wg.Done(); _ = pair.Wait() }()
 			t.Cleanup(func() { _, _ = d.Run(t, "kill", waiter); wg.Wait() })
-			if !waitFor(30*time.Second, func() bool {
-				_, _, err := store.GetPod(context.Background(), c.kv, c.keys, "default", "pair-pod")
+			if !testcluster.WaitFor(30*time.Second, func() bool {
+				_, _, err := store.GetPod(context.Background(), c.KV, c.Keys, "default", "pair-pod")
 				return err == nil
 			}) {
 				t.Fatalf("pair side never recorded:\n%s", pairOut.String())
 			}
 			out, err := script("primary.label", "--rm", d.Image, "ping", "-c", "2", "-W", "2", "192.0.2.101").CombinedOutput()
 			if err != nil {
-				t.Fatalf("primary side: %v\n%s\n%s", err, out, h.logTail())
+				t.Fatalf("primary side: %v\n%s\n%s", err, out, h.LogTail())
 			}
 			if !strings.Contains(string(out), "2 packets received") {
 				t.Errorf("primary's ping did not get through:\n%s", out)
@@ -165,7 +166,7 @@ func TestDockerRunCustomScriptPairsTheSeedPods(t *testing.T) {
 			if left, _ := d.Run(t, "ps", "-aq"); left != "" {
 				t.Errorf("containers left: %s", left)
 			}
-			c.assertNothingLeft()
+			c.AssertNothingLeft()
 		})
 	}
 }

@@ -12,6 +12,7 @@ import (
 	"github.com/containernetworking/plugins/pkg/ns"
 
 	"github.com/ratchet-cni/ratchet/internal/store"
+	"github.com/ratchet-cni/ratchet/internal/testcluster"
 	"github.com/ratchet-cni/ratchet/internal/testenv"
 )
 
@@ -26,7 +27,7 @@ func cniCode(t *testing.T, err error) uint {
 }
 
 func TestBadMetadataIsRefusedNamingTheKey(t *testing.T) {
-	c := newCluster(t, "v3", 1)
+	c := testcluster.New(t, "v3", 1)
 	base := map[string]string{
 		"ratchet": "true", "ratchet.pod_name": "bad-pod", "ratchet.primary": "true",
 		"ratchet.local_ifname": "in1", "ratchet.local_ip": "192.0.2.1/24",
@@ -46,22 +47,22 @@ func TestBadMetadataIsRefusedNamingTheKey(t *testing.T) {
 				labels[k] = v
 			}
 			labels[tc.key] = tc.value
-			if _, err := store.PutJSON(context.Background(), c.kv, c.keys.Announce("default", "bad-pod"), labels); err != nil {
+			if _, err := store.PutJSON(context.Background(), c.KV, c.Keys.Announce("default", "bad-pod"), labels); err != nil {
 				t.Fatal(err)
 			}
-			p := c.hosts[0].newPod("bad-pod")
-			err := p.add()
+			p := c.Hosts[0].NewPod("bad-pod")
+			err := p.Add()
 			if err == nil {
-				p.mustDel()
+				p.MustDel()
 				t.Fatal("ADD with bad metadata succeeded")
 			}
 			if code := cniCode(t, err); code != types.ErrInvalidNetworkConfig || !strings.Contains(err.Error(), tc.wantKey) {
 				t.Errorf("error (code %d) %v, want code 7 naming %s", code, err, tc.wantKey)
 			}
-			if links := p.links(); len(links) > 0 {
+			if links := p.Links(); len(links) > 0 {
 				t.Errorf("pod netns has links %v", links)
 			}
-			c.assertNothingLeft()
+			c.AssertNothingLeft()
 		})
 	}
 }
@@ -69,87 +70,87 @@ func TestBadMetadataIsRefusedNamingTheKey(t *testing.T) {
 func TestEtcdDownAtAddIsTryAgainLaterAndLeavesNothing(t *testing.T) {
 	for _, api := range apis {
 		t.Run(api, func(t *testing.T) {
-			c := newCluster(t, api, 1)
+			c := testcluster.New(t, api, 1)
 			mp, _ := seedPair()
-			c.announce(mp)
-			p := c.hosts[0].newPod("primary-pod")
-			c.etcd.Stop()
-			err := p.add()
+			c.Announce(mp)
+			p := c.Hosts[0].NewPod("primary-pod")
+			c.Etcd.Stop()
+			err := p.Add()
 			if err == nil {
 				t.Fatal("ADD with etcd down succeeded")
 			}
 			if code := cniCode(t, err); code != types.ErrTryAgainLater {
 				t.Errorf("code %d (%v), want 11", code, err)
 			}
-			if links := p.links(); len(links) > 0 {
+			if links := p.Links(); len(links) > 0 {
 				t.Errorf("pod netns has links %v", links)
 			}
-			c.etcd.Restart()
-			c.assertNothingLeft()
+			c.Etcd.Restart()
+			c.AssertNothingLeft()
 		})
 	}
 }
 
 func TestEtcdDownAtDelStillReleasesDelegatesAndGCFinishes(t *testing.T) {
-	c := newCluster(t, "v3", 1)
+	c := testcluster.New(t, "v3", 1)
 	mp, mq := seedPair()
-	c.announce(mp)
-	c.announce(mq)
-	h := c.hosts[0]
-	a, b := h.newPod("primary-pod"), h.newPod("pair-pod")
-	a.mustAdd()
-	b.mustAdd()
-	c.etcd.Stop()
-	if err := a.del(); err != nil {
+	c.Announce(mp)
+	c.Announce(mq)
+	h := c.Hosts[0]
+	a, b := h.NewPod("primary-pod"), h.NewPod("pair-pod")
+	a.MustAdd()
+	b.MustAdd()
+	c.Etcd.Stop()
+	if err := a.Del(); err != nil {
 		t.Fatalf("DEL with etcd down: %v", err)
 	}
-	if l := testenv.Leases(t, filepath.Join(h.dir, "ipam")); len(l) != 1 {
+	if l := testenv.Leases(t, filepath.Join(h.Dir, "ipam")); len(l) != 1 {
 		t.Errorf("want only the pair's lease left, have %v", l)
 	}
-	c.etcd.Restart()
-	list := c.cni.List(t, h.netconf(func(m map[string]any) { m["cniVersion"] = "1.1.0" }))
-	args := &libcni.GCArgs{ValidAttachments: []types.GCAttachment{{ContainerID: b.rt.ContainerID, IfName: "eth0"}}}
-	if err := b.inHost(func() error { return c.cni.Client.GCNetworkList(context.Background(), list, args) }); err != nil {
-		t.Fatalf("GC: %v\n%s", err, h.logTail())
+	c.Etcd.Restart()
+	list := c.CNI.List(t, h.Netconf(func(m map[string]any) { m["cniVersion"] = "1.1.0" }))
+	args := &libcni.GCArgs{ValidAttachments: []types.GCAttachment{{ContainerID: b.RT.ContainerID, IfName: "eth0"}}}
+	if err := b.InHost(func() error { return c.CNI.Client.GCNetworkList(context.Background(), list, args) }); err != nil {
+		t.Fatalf("GC: %v\n%s", err, h.LogTail())
 	}
-	if _, _, err := store.GetPod(context.Background(), c.kv, c.keys, "default", "primary-pod"); !errors.Is(err, store.ErrNotFound) {
+	if _, _, err := store.GetPod(context.Background(), c.KV, c.Keys, "default", "primary-pod"); !errors.Is(err, store.ErrNotFound) {
 		t.Errorf("GC left primary-pod's record: %v", err)
 	}
-	b.mustDel()
-	c.assertNothingLeft()
+	b.MustDel()
+	c.AssertNothingLeft()
 }
 
 func TestNonRatchetPodNeverTouchesEtcd(t *testing.T) {
-	c := newCluster(t, "v3", 1)
-	h := c.hosts[0]
-	p := h.newPod("plain")
-	p.rt.Args = [][2]string{{"IgnoreUnknown", "1"}} // no pod name: nothing to look up
-	before := h.fwd.Conns.Load()
-	p.mustAdd()
-	if err := p.check(); err != nil {
+	c := testcluster.New(t, "v3", 1)
+	h := c.Hosts[0]
+	p := h.NewPod("plain")
+	p.RT.Args = [][2]string{{"IgnoreUnknown", "1"}} // no pod name: nothing to look up
+	before := h.Fwd.Conns.Load()
+	p.MustAdd()
+	if err := p.Check(); err != nil {
 		t.Errorf("CHECK: %v", err)
 	}
-	p.mustDel()
-	if n := h.fwd.Conns.Load() - before; n != 0 {
+	p.MustDel()
+	if n := h.Fwd.Conns.Load() - before; n != 0 {
 		t.Errorf("a non-ratchet pod opened %d etcd connections", n)
 	}
-	c.assertNothingLeft()
+	c.AssertNothingLeft()
 }
 
 func TestStatusNeedsEtcd(t *testing.T) {
-	c := newCluster(t, "v3", 1)
-	h := c.hosts[0]
-	list := c.cni.List(t, h.netconf(func(m map[string]any) { m["cniVersion"] = "1.1.0" }))
+	c := testcluster.New(t, "v3", 1)
+	h := c.Hosts[0]
+	list := c.CNI.List(t, h.Netconf(func(m map[string]any) { m["cniVersion"] = "1.1.0" }))
 	status := func() error {
-		return h.ns.Do(func(ns.NetNS) error { return c.cni.Client.GetStatusNetworkList(context.Background(), list) })
+		return h.NS.Do(func(ns.NetNS) error { return c.CNI.Client.GetStatusNetworkList(context.Background(), list) })
 	}
 	if err := status(); err != nil {
 		t.Fatalf("STATUS with etcd up: %v", err)
 	}
-	c.etcd.Stop()
+	c.Etcd.Stop()
 	err := status()
 	if err == nil || cniCode(t, err) != types.ErrTryAgainLater {
 		t.Fatalf("STATUS with etcd down: %v, want code 11", err)
 	}
-	c.etcd.Restart()
+	c.Etcd.Restart()
 }

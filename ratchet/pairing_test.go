@@ -9,6 +9,7 @@ import (
 
 	"github.com/ratchet-cni/ratchet/internal/metadata"
 	"github.com/ratchet-cni/ratchet/internal/store"
+	"github.com/ratchet-cni/ratchet/internal/testcluster"
 )
 
 var apis = []string{"v2", "v3"}
@@ -27,20 +28,20 @@ func seedPair() (primary, pair *metadata.Pod) {
 
 // assertWired checks that both ends exist, ping works both ways, and CHECK
 // passes on both pods.
-func assertSeedPairWired(t *testing.T, a, b *pod) {
+func assertSeedPairWired(t *testing.T, a, b *testcluster.Pod) {
 	t.Helper()
-	if !a.hasLink("in1", "192.0.2.100/24") || !b.hasLink("in2", "192.0.2.101/24") {
-		t.Fatalf("link ends missing after the second ADD:\n%s\n%s", a.mustExec("ip", "-o", "addr"), b.mustExec("ip", "-o", "addr"))
+	if !a.HasLink("in1", "192.0.2.100/24") || !b.HasLink("in2", "192.0.2.101/24") {
+		t.Fatalf("link ends missing after the second ADD:\n%s\n%s", a.MustExec("ip", "-o", "addr"), b.MustExec("ip", "-o", "addr"))
 	}
-	if err := a.ping("192.0.2.101"); err != nil {
+	if err := a.Ping("192.0.2.101"); err != nil {
 		t.Errorf("ping primary→pair: %v", err)
 	}
-	if err := b.ping("192.0.2.100"); err != nil {
+	if err := b.Ping("192.0.2.100"); err != nil {
 		t.Errorf("ping pair→primary: %v", err)
 	}
-	for _, p := range []*pod{a, b} {
-		if err := p.check(); err != nil {
-			t.Errorf("CHECK %s: %v", p.name, err)
+	for _, p := range []*testcluster.Pod{a, b} {
+		if err := p.Check(); err != nil {
+			t.Errorf("CHECK %s: %v", p.Name, err)
 		}
 	}
 }
@@ -49,35 +50,35 @@ func TestSameHostPairWiredInBothOrders(t *testing.T) {
 	for _, api := range apis {
 		for _, order := range []string{"primary-first", "pair-first"} {
 			t.Run(api+"/"+order, func(t *testing.T) {
-				c := newCluster(t, api, 1)
+				c := testcluster.New(t, api, 1)
 				mp, mq := seedPair()
-				c.announce(mp)
-				c.announce(mq)
-				a, b := c.hosts[0].newPod("primary-pod"), c.hosts[0].newPod("pair-pod")
+				c.Announce(mp)
+				c.Announce(mq)
+				a, b := c.Hosts[0].NewPod("primary-pod"), c.Hosts[0].NewPod("pair-pod")
 				first, second := a, b
 				if order == "pair-first" {
 					first, second = b, a
 				}
-				first.mustAdd()
-				second.mustAdd()
+				first.MustAdd()
+				second.MustAdd()
 				assertSeedPairWired(t, a, b)
-				if rec := c.link("primary-pod", "in1", "pair-pod", "in2"); rec.State != store.LinkWired || rec.VNI != 0 {
+				if rec := c.Link("primary-pod", "in1", "pair-pod", "in2"); rec.State != store.LinkWired || rec.VNI != 0 {
 					t.Errorf("link record %+v, want wired veth", rec)
 				}
-				first.mustDel()
-				if second.hasLink(second.ifOf(), "") {
-					t.Errorf("DEL of %s left the peer's end", first.name)
+				first.MustDel()
+				if second.HasLink(ifOf(second), "") {
+					t.Errorf("DEL of %s left the peer's end", first.Name)
 				}
-				second.mustDel()
-				c.assertNothingLeft()
+				second.MustDel()
+				c.AssertNothingLeft()
 			})
 		}
 	}
 }
 
 // ifOf is the seed interface of the pod.
-func (p *pod) ifOf() string {
-	if p.name == "primary-pod" {
+func ifOf(p *testcluster.Pod) string {
+	if p.Name == "primary-pod" {
 		return "in1"
 	}
 	return "in2"
@@ -87,32 +88,32 @@ func TestCrossHostPairWiredInBothOrders(t *testing.T) {
 	for _, api := range apis {
 		for _, order := range []string{"primary-first", "pair-first"} {
 			t.Run(api+"/"+order, func(t *testing.T) {
-				c := newCluster(t, api, 2)
+				c := testcluster.New(t, api, 2)
 				mp, mq := seedPair()
-				c.announce(mp)
-				c.announce(mq)
-				a, b := c.hosts[0].newPod("primary-pod"), c.hosts[1].newPod("pair-pod")
+				c.Announce(mp)
+				c.Announce(mq)
+				a, b := c.Hosts[0].NewPod("primary-pod"), c.Hosts[1].NewPod("pair-pod")
 				first, second := a, b
 				if order == "pair-first" {
 					first, second = b, a
 				}
-				first.mustAdd()
-				second.mustAdd()
+				first.MustAdd()
+				second.MustAdd()
 				returned := time.Now()
-				if !waitFor(10*time.Second, func() bool { return first.hasLink(first.ifOf(), "192.0.2.") }) {
-					t.Fatalf("first side's completer did not build its end\n%s", first.h.logTail())
+				if !testcluster.WaitFor(10*time.Second, func() bool { return first.HasLink(ifOf(first), "192.0.2.") }) {
+					t.Fatalf("first side's completer did not build its end\n%s", first.H.LogTail())
 				}
 				t.Logf("first side's end up %v after the second ADD returned", time.Since(returned))
 				assertSeedPairWired(t, a, b)
-				rec := c.link("primary-pod", "in1", "pair-pod", "in2")
-				if rec.VNI < 4096 || !waitFor(5*time.Second, func() bool {
-					return c.link("primary-pod", "in1", "pair-pod", "in2").State == store.LinkWired
+				rec := c.Link("primary-pod", "in1", "pair-pod", "in2")
+				if rec.VNI < 4096 || !testcluster.WaitFor(5*time.Second, func() bool {
+					return c.Link("primary-pod", "in1", "pair-pod", "in2").State == store.LinkWired
 				}) {
-					t.Errorf("link record %+v, want wired vxlan", c.link("primary-pod", "in1", "pair-pod", "in2"))
+					t.Errorf("link record %+v, want wired vxlan", c.Link("primary-pod", "in1", "pair-pod", "in2"))
 				}
-				first.mustDel()
-				second.mustDel()
-				c.assertNothingLeft()
+				first.MustDel()
+				second.MustDel()
+				c.AssertNothingLeft()
 			})
 		}
 	}
@@ -125,41 +126,41 @@ func TestPairAddedAtOnceGetsExactlyOneVeth(t *testing.T) {
 	}
 	for _, api := range apis {
 		t.Run(api, func(t *testing.T) {
-			c := newCluster(t, api, 1)
+			c := testcluster.New(t, api, 1)
 			mp, mq := seedPair()
-			c.announce(mp)
-			c.announce(mq)
+			c.Announce(mp)
+			c.Announce(mq)
 			for i := range trials[api] {
-				a, b := c.hosts[0].newPod("primary-pod"), c.hosts[0].newPod("pair-pod")
+				a, b := c.Hosts[0].NewPod("primary-pod"), c.Hosts[0].NewPod("pair-pod")
 				var wg sync.WaitGroup
 				errs := make([]error, 2)
-				for j, p := range []*pod{a, b} {
+				for j, p := range []*testcluster.Pod{a, b} {
 					wg.Add(1)
-					go func() { defer wg.Done(); errs[j] = p.add() }()
+					go func() { defer wg.Done(); errs[j] = p.Add() }()
 				}
 				wg.Wait()
 				if errs[0] != nil || errs[1] != nil {
-					t.Fatalf("trial %d: ADD errors %v\n%s", i, errs, c.hosts[0].logTail())
+					t.Fatalf("trial %d: ADD errors %v\n%s", i, errs, c.Hosts[0].LogTail())
 				}
 				assertOneLink(t, a, "in1")
 				assertOneLink(t, b, "in2")
-				if err := a.ping("192.0.2.101"); err != nil {
+				if err := a.Ping("192.0.2.101"); err != nil {
 					t.Fatalf("trial %d: %v", i, err)
 				}
-				a.mustDel()
-				b.mustDel()
-				c.assertNothingLeft()
+				a.MustDel()
+				b.MustDel()
+				c.AssertNothingLeft()
 			}
 		})
 	}
 }
 
 // assertOneLink checks that the pod has exactly eth0 and one link ifname.
-func assertOneLink(t *testing.T, p *pod, ifname string) {
+func assertOneLink(t *testing.T, p *testcluster.Pod, ifname string) {
 	t.Helper()
-	links := p.links()
+	links := p.Links()
 	if len(links) != 2 || !strings.Contains(strings.Join(links, " "), ifname) {
-		t.Fatalf("pod %s has links %v, want eth0 and %s", p.name, links, ifname)
+		t.Fatalf("pod %s has links %v, want eth0 and %s", p.Name, links, ifname)
 	}
 }
 
@@ -185,65 +186,86 @@ func TestRouterChainWiredWhateverTheOrder(t *testing.T) {
 	orders := [][]int{{0, 1, 2, 3}, {3, 2, 1, 0}, {1, 2, 0, 3}, {2, 0, 3, 1}}
 	for _, order := range orders {
 		t.Run(fmt.Sprint(order), func(t *testing.T) {
-			c := newCluster(t, "v3", 2)
+			c := testcluster.New(t, "v3", 2)
 			specs := chainPods()
-			pods := make([]*pod, 4)
+			pods := make([]*testcluster.Pod, 4)
 			for i, m := range specs {
-				c.announce(m)
-				pods[i] = c.hosts[i/2].newPod(m.Name) // centosa, quagga-a on host 0
+				c.Announce(m)
+				pods[i] = c.Hosts[i/2].NewPod(m.Name) // centosa, quagga-a on host 0
 			}
 			for _, i := range order {
-				pods[i].mustAdd()
+				pods[i].MustAdd()
 			}
 			pings := []struct {
 				from int
 				to   string
 			}{{0, "192.0.2.2"}, {1, "192.0.2.1"}, {1, "203.0.113.2"}, {2, "203.0.113.1"}, {2, "192.0.2.6"}, {3, "192.0.2.5"}}
 			for _, p := range pings {
-				if !waitFor(10*time.Second, func() bool { return pods[p.from].ping(p.to) == nil }) {
-					t.Errorf("%s cannot ping %s\n%s\n%s", specs[p.from].Name, p.to, c.hosts[0].logTail(), c.hosts[1].logTail())
+				if !testcluster.WaitFor(10*time.Second, func() bool { return pods[p.from].Ping(p.to) == nil }) {
+					t.Errorf("%s cannot ping %s\n%s\n%s", specs[p.from].Name, p.to, c.Hosts[0].LogTail(), c.Hosts[1].LogTail())
 				}
 			}
 			for _, p := range pods {
-				if err := p.check(); err != nil {
-					t.Errorf("CHECK %s: %v", p.name, err)
+				if err := p.Check(); err != nil {
+					t.Errorf("CHECK %s: %v", p.Name, err)
 				}
 			}
 			for _, p := range pods {
-				p.mustDel()
+				p.MustDel()
 			}
-			c.assertNothingLeft()
+			c.AssertNothingLeft()
 		})
 	}
 }
 
 func TestRecreatedPodGetsItsLinksBack(t *testing.T) {
-	c := newCluster(t, "v3", 1)
+	c := testcluster.New(t, "v3", 1)
 	mp, mq := seedPair()
-	c.announce(mp)
-	c.announce(mq)
-	a, b := c.hosts[0].newPod("primary-pod"), c.hosts[0].newPod("pair-pod")
-	a.mustAdd()
-	b.mustAdd()
-	a.mustDel()
-	a2 := c.hosts[0].newPod("primary-pod")
-	a2.mustAdd()
+	c.Announce(mp)
+	c.Announce(mq)
+	a, b := c.Hosts[0].NewPod("primary-pod"), c.Hosts[0].NewPod("pair-pod")
+	a.MustAdd()
+	b.MustAdd()
+	a.MustDel()
+	a2 := c.Hosts[0].NewPod("primary-pod")
+	a2.MustAdd()
 	assertSeedPairWired(t, a2, b)
-	if rec := c.link("primary-pod", "in1", "pair-pod", "in2"); rec.A.ContainerID != a2.rt.ContainerID && rec.B.ContainerID != a2.rt.ContainerID {
+	if rec := c.Link("primary-pod", "in1", "pair-pod", "in2"); rec.A.ContainerID != a2.RT.ContainerID && rec.B.ContainerID != a2.RT.ContainerID {
 		t.Errorf("link record still names the old container: %+v", rec)
 	}
 	// Re-created again without a DEL first (the runtime lost track): the new
 	// incarnation replaces the old record; the old one's late DEL must not
 	// break the new one.
-	a3 := c.hosts[0].newPod("primary-pod")
-	a3.mustAdd()
+	a3 := c.Hosts[0].NewPod("primary-pod")
+	a3.MustAdd()
 	assertSeedPairWired(t, a3, b)
-	if a2.hasLink("in1", "") {
+	if a2.HasLink("in1", "") {
 		t.Errorf("old incarnation still has its link end")
 	}
-	a2.mustDel()
+	a2.MustDel()
 	assertSeedPairWired(t, a3, b)
-	a3.mustDel()
-	b.mustDel()
-	c.assertNothingLeft()
+	a3.MustDel()
+	b.MustDel()
+	c.AssertNothingLeft()
+}
+
+func TestPodLearnsLinksAnnouncedTowardsIt(t *testing.T) {
+	c := testcluster.New(t, "v3", 2)
+	c.Announce(&metadata.Pod{Name: "hub", Links: []metadata.Link{
+		{Peer: "spoke", IfName: "s1", IP: "192.0.2.1/30", PeerIfName: "h1", PeerIP: "192.0.2.2/30"},
+		{Peer: "spoke", IfName: "s2", IP: "192.0.2.5/30", PeerIfName: "h2", PeerIP: "192.0.2.6/30"},
+	}})
+	c.Announce(&metadata.Pod{Name: "spoke"}) // declares and expects nothing itself
+	spoke := c.Hosts[1].NewPod("spoke")
+	hub := c.Hosts[0].NewPod("hub")
+	spoke.MustAdd()
+	hub.MustAdd()
+	for _, ip := range []string{"192.0.2.2", "192.0.2.6"} {
+		if !testcluster.WaitFor(10*time.Second, func() bool { return hub.Ping(ip) == nil }) {
+			t.Errorf("hub cannot reach spoke at %s\n%s", ip, c.Hosts[1].LogTail())
+		}
+	}
+	hub.MustDel()
+	spoke.MustDel()
+	c.AssertNothingLeft()
 }

@@ -55,9 +55,10 @@ func involves(rec *store.LinkRecord, pod string) bool {
 }
 
 // declareLinks makes sure a record exists for every link the pod declares or
-// expects. A declared link's description replaces an expected one's while
-// the link is not wired. It returns the IDs of all the pod's links: these
-// and those other pods declared towards it.
+// expects, and for every link that another pod's announced record declares
+// towards it. A declared link's description replaces an expected one's
+// while the link is not wired. It returns the IDs of all the pod's links:
+// these and those other pods recorded towards it.
 func (m *Manager) declareLinks(ctx context.Context, kv store.Store, pod *metadata.Pod) ([]string, error) {
 	seen := map[string]bool{}
 	var ids []string
@@ -80,6 +81,11 @@ func (m *Manager) declareLinks(ctx context.Context, kv store.Store, pod *metadat
 			return nil, err
 		}
 	}
+	for _, l := range m.announcedTowards(ctx, kv, pod) {
+		if err := add(l, false); err != nil {
+			return nil, err
+		}
+	}
 	links, _, err := store.ListLinks(ctx, kv, m.keys, pod.Namespace)
 	if err != nil {
 		return nil, fmt.Errorf("list links of %s: %w", pod.Namespace, err)
@@ -91,6 +97,31 @@ func (m *Manager) declareLinks(ctx context.Context, kv store.Store, pod *metadat
 		}
 	}
 	return ids, nil
+}
+
+// announcedTowards returns, seen from pod, the links that the announced
+// records of the other pods of its namespace declare towards it. Records
+// that do not parse are skipped: they are their own pods' errors.
+func (m *Manager) announcedTowards(ctx context.Context, kv store.Store, pod *metadata.Pod) []metadata.Link {
+	entries, _, err := store.ListJSON[map[string]string](ctx, kv, m.keys.Announces(pod.Namespace))
+	if err != nil {
+		m.log.Warn("list announced records", "namespace", pod.Namespace, "err", err)
+		return nil
+	}
+	var out []metadata.Link
+	for _, e := range entries {
+		other, err := metadata.Parse(e.Value, "")
+		if err != nil || other == nil || other.Name == pod.Name {
+			continue
+		}
+		for _, l := range other.Links {
+			if l.Peer == pod.Name {
+				out = append(out, metadata.Link{Peer: other.Name, IfName: l.PeerIfName, IP: l.PeerIP,
+					PeerIfName: l.IfName, PeerIP: l.IP, MTU: l.MTU})
+			}
+		}
+	}
+	return out
 }
 
 // ensureLink creates the record of a link if it is missing; a declaring pod
