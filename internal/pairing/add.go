@@ -75,19 +75,11 @@ func (m *Manager) add(ctx context.Context, req *Request, pod *metadata.Pod) (pen
 	if err := m.recordPod(ctx, kv, me); err != nil {
 		return 0, err
 	}
-	ids, err := m.declareLinks(ctx, kv, pod)
+	left, err := m.pair(ctx, kv, &me)
 	if err != nil {
 		return 0, err
 	}
-	for _, id := range ids {
-		done, err := m.settle(ctx, kv, &me, id)
-		if err != nil {
-			return 0, err
-		}
-		if !done {
-			pending++
-		}
-	}
+	pending = len(left)
 	if pending > 0 {
 		job := &Job{Netconf: req.Netconf, ContainerID: req.ContainerID, NetNS: req.NetNS, IfName: req.IfName,
 			Args: req.Args, Namespace: pod.Namespace, Name: pod.Name}
@@ -97,6 +89,54 @@ func (m *Manager) add(ctx context.Context, req *Request, pod *metadata.Pod) (pen
 	}
 	success = true
 	return pending, nil
+}
+
+// pair sets up every link of a freshly recorded pod and returns those left
+// pending. Links another pod is building are waited for (one watch), as
+// long as its claim lives.
+func (m *Manager) pair(ctx context.Context, kv store.Store, me *store.PodRecord) ([]string, error) {
+	v, err := m.snapshot(ctx, kv, me.Namespace)
+	if err != nil {
+		return nil, err
+	}
+	if err := m.ensureLinks(ctx, kv, v, m.wantedLinks(ctx, kv, &me.Pod)); err != nil {
+		return nil, err
+	}
+	pending, waiting, err := m.settleAll(ctx, kv, v, me, v.linksOf(me.Name), false)
+	if err != nil || len(waiting) == 0 {
+		return pending, err
+	}
+	more, err := m.waitClaims(ctx, kv, v, me, waiting)
+	return append(pending, more...), err
+}
+
+// waitClaims follows the links that other pods claimed until each is done
+// or actionable (the claim went stale or was given up), for at most
+// claimTTL. It returns the links still not done.
+func (m *Manager) waitClaims(ctx context.Context, kv store.Store, v *view, me *store.PodRecord, ids []string) ([]string, error) {
+	wctx, cancel := context.WithTimeout(ctx, claimTTL)
+	defer cancel()
+	events := kv.Watch(wctx, m.keys.Links(me.Namespace), v.rev)
+	for len(ids) > 0 {
+		pending, waiting, err := m.settleAll(ctx, kv, v, me, ids, false)
+		if err != nil {
+			return nil, err
+		}
+		if len(waiting) == 0 {
+			return pending, nil
+		}
+		ids = append(pending, waiting...)
+		select {
+		case ev, ok := <-events:
+			if !ok {
+				return ids, nil // claimTTL passed: the completer takes over
+			}
+			v.apply(m, ev)
+		case <-wctx.Done():
+			return ids, nil
+		}
+	}
+	return nil, nil
 }
 
 // recordPod writes the pod's record. A record of an earlier incarnation
@@ -142,5 +182,9 @@ func (m *Manager) retire(ctx context.Context, kv store.Store, prev store.PodReco
 	if prev.Host != m.conf.Host.Name {
 		return
 	}
-	m.removeEnds(ctx, kv, old)
+	names := append([]string{}, old.IfNames...)
+	for _, l := range append(append([]metadata.Link{}, prev.Pod.Links...), prev.Pod.Expects...) {
+		names = append(names, l.IfName)
+	}
+	m.removeLinks(ctx, old.NetNS, names)
 }

@@ -97,10 +97,11 @@ func completerEnv(env []string) []string {
 	return out
 }
 
-// Complete is the completer's work: it holds the pod's completer lock,
-// settles the pod's links whenever etcd reports a change, and returns when
-// all are done, when the pod is deleted or replaced, or when ctx (bounded by
-// pairTimeout) ends, after recording the links that timed out.
+// Complete is the completer's work: it holds the pod's completer lock and
+// keeps a view of the namespace current from one watch, acting only on the
+// links that become actionable for this pod. It returns when all the pod's
+// links are done, when the pod is deleted or replaced, or when ctx (bounded
+// by pairTimeout) ends, after recording the links that timed out.
 func (m *Manager) Complete(ctx context.Context, job *Job) error {
 	defer m.removeJob(job.ContainerID)
 	kv, err := m.store()
@@ -114,75 +115,147 @@ func (m *Manager) Complete(ctx context.Context, job *Job) error {
 	defer func() {
 		_ = kv.Delete(context.WithoutCancel(ctx), m.keys.Completer(job.Namespace, job.Name), lockVer)
 	}()
+	c := &completion{m: m, kv: kv, job: job}
+	return c.run(ctx)
+}
+
+// completion is one completer's state.
+type completion struct {
+	m      *Manager
+	kv     store.Store
+	job    *Job
+	v      *view
+	events <-chan store.Event
+	stop   context.CancelFunc
+}
+
+func (c *completion) run(ctx context.Context) error {
+	defer func() {
+		if c.stop != nil {
+			c.stop()
+		}
+	}()
+	if err := c.resync(ctx); err != nil {
+		return err
+	}
 	for {
-		rev, pending, err := m.completeOnce(ctx, kv, job)
-		if err != nil || len(pending) == 0 {
-			return err
+		me, ok := c.me()
+		if !ok {
+			c.m.log.Info("completer: pod gone or replaced", "pod", podKey(c.job.Namespace, c.job.Name))
+			return nil
 		}
-		if !m.waitChange(ctx, kv, job, rev) {
-			m.timedOut(context.WithoutCancel(ctx), kv, job, pending)
-			return fmt.Errorf("pod %s: %d link(s) not wired within pairTimeout", podKey(job.Namespace, job.Name), len(pending))
-		}
-	}
-}
-
-// completeOnce settles every link of the pod once. It returns the store
-// revision read before anything else, to watch from, and the links still
-// pending; none when the pod is gone or replaced.
-func (m *Manager) completeOnce(ctx context.Context, kv store.Store, job *Job) (int64, []string, error) {
-	_, rev, err := kv.List(ctx, m.keys.Completer(job.Namespace, job.Name))
-	if err != nil {
-		return 0, nil, err
-	}
-	me, _, err := store.GetPod(ctx, kv, m.keys, job.Namespace, job.Name)
-	if errors.Is(err, store.ErrNotFound) || err == nil && me.ContainerID != job.ContainerID {
-		m.log.Info("completer: pod gone or replaced", "pod", podKey(job.Namespace, job.Name))
-		return rev, nil, nil
-	}
-	if err != nil {
-		return 0, nil, err
-	}
-	ids, err := m.declareLinks(ctx, kv, &me.Pod)
-	if err != nil {
-		return 0, nil, err
-	}
-	var pending []string
-	for _, id := range ids {
-		done, err := m.settle(ctx, kv, &me, id)
+		pending, waiting, err := c.m.settleAll(ctx, c.kv, c.v, &me, c.v.linksOf(me.Name), true)
 		if err != nil {
-			m.log.Warn("completer: link failed, retrying on the next change", "link", id, "err", err)
+			c.m.log.Warn("completer: link failed; retrying when something changes", "err", err)
 		}
-		if !done {
-			pending = append(pending, id)
+		left := append(pending, waiting...)
+		if len(left) == 0 {
+			return nil
+		}
+		if err := c.wait(ctx, c.claimExpiry(waiting)); err != nil {
+			c.m.timedOut(context.WithoutCancel(ctx), c.kv, c.job, left)
+			return fmt.Errorf("pod %s: %d link(s) not wired within pairTimeout", podKey(c.job.Namespace, c.job.Name), len(left))
 		}
 	}
-	return rev, pending, nil
 }
 
-// waitChange waits for a change under the pod's namespace (pods, links) or
-// of its completer lock after rev. It returns false when ctx ended.
-func (m *Manager) waitChange(ctx context.Context, kv store.Store, job *Job, rev int64) bool {
-	wctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	dirs := []string{m.keys.Pods(job.Namespace), m.keys.Links(job.Namespace)}
-	lock := m.keys.Completer(job.Namespace, job.Name)
-	for ev := range kv.Watch(wctx, m.keys.Prefix, rev) {
-		if ev.Err != nil || ev.KV.Key == lock {
-			return true
+// me is the pod's current record, if it is still this container's.
+func (c *completion) me() (store.PodRecord, bool) {
+	p, ok := c.v.pod(c.job.Name)
+	return p.val, ok && p.val.ContainerID == c.job.ContainerID
+}
+
+// resync takes a fresh snapshot, (re)starts the watch from it, and makes
+// sure the records of the pod's wanted links exist.
+func (c *completion) resync(ctx context.Context) error {
+	if c.stop != nil {
+		c.stop()
+	}
+	v, err := c.m.snapshot(ctx, c.kv, c.job.Namespace)
+	if err != nil {
+		return err
+	}
+	c.v = v
+	wctx, stop := context.WithCancel(ctx)
+	c.stop = stop
+	c.events = c.kv.Watch(wctx, c.m.keys.Prefix, v.rev)
+	if me, ok := c.me(); ok {
+		return c.m.ensureLinks(ctx, c.kv, v, c.m.wantedLinks(ctx, c.kv, &me.Pod))
+	}
+	return nil
+}
+
+// wait blocks until an event changes the view (then drains what else is
+// there), until a claim may have gone stale (after), or until ctx ends,
+// which is the only error.
+func (c *completion) wait(ctx context.Context, after time.Duration) error {
+	timer := time.NewTimer(after)
+	defer timer.Stop()
+	select {
+	case ev, ok := <-c.events:
+		if !ok {
+			if ctx.Err() != nil {
+				return ctx.Err()
+			}
+			return c.resync(ctx)
 		}
-		for _, d := range dirs {
-			if strings.HasPrefix(ev.KV.Key, d) {
-				return true
+		return c.handle(ctx, ev, true)
+	case <-timer.C:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// handle applies an event and those already queued behind it.
+func (c *completion) handle(ctx context.Context, ev store.Event, drain bool) error {
+	announces := c.m.keys.Announces(c.job.Namespace) + "/"
+	for {
+		switch {
+		case ev.Err != nil:
+			return c.resync(ctx)
+		case strings.HasPrefix(ev.KV.Key, announces):
+			if me, ok := c.me(); ok {
+				if err := c.m.ensureLinks(ctx, c.kv, c.v, c.m.wantedLinks(ctx, c.kv, &me.Pod)); err != nil {
+					c.m.log.Warn("completer: announced links", "err", err)
+				}
+			}
+		default:
+			c.v.apply(c.m, ev)
+		}
+		if !drain {
+			return nil
+		}
+		select {
+		case next, ok := <-c.events:
+			if !ok {
+				return nil
+			}
+			ev = next
+		default:
+			return nil
+		}
+	}
+}
+
+// claimExpiry is how long until the earliest live claim among waiting goes
+// stale (then the completer may take over); an hour when there is none.
+func (c *completion) claimExpiry(waiting []string) time.Duration {
+	next := time.Hour
+	for _, id := range waiting {
+		if l, ok := c.v.link(id); ok && l.val.Builder != "" {
+			if d := claimTTL - time.Since(l.val.Claimed) + 10*time.Millisecond; d < next {
+				next = max(d, 10*time.Millisecond)
 			}
 		}
 	}
-	return ctx.Err() == nil
+	return next
 }
 
 // timedOut records the links still pending at pairTimeout as failed.
 func (m *Manager) timedOut(ctx context.Context, kv store.Store, job *Job, pending []string) {
 	for _, id := range pending {
-		_, err := m.updateLink(ctx, kv, job.Namespace, id, func(r *store.LinkRecord) bool {
+		_, _, err := m.updateLink(ctx, kv, job.Namespace, id, func(r *store.LinkRecord) bool {
 			if r.State == store.LinkWired {
 				return false
 			}

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"time"
 
 	"github.com/containernetworking/cni/pkg/types"
 
@@ -34,12 +35,14 @@ func (m *Manager) Del(ctx context.Context, req *Request) error {
 }
 
 // teardown is DEL's work for one container; the local state is removed only
-// when the records could be cleaned, so that GC can finish the job.
+// when the records could be cleaned, so that GC can finish the job. The
+// pod's record goes first: a peer's DEL that runs at the same time then sees
+// at least one of the two records gone and deletes their link's record.
 func (m *Manager) teardown(ctx context.Context, kv store.Store, st localState) error {
 	m.stopCompleter(ctx, kv, st)
 	rec, ver, err := store.GetPod(ctx, kv, m.keys, st.Namespace, st.Name)
 	if err != nil && !errors.Is(err, store.ErrNotFound) {
-		m.removeLocalEnds(ctx, st)
+		m.removeLinks(ctx, st.NetNS, st.IfNames)
 		return fmt.Errorf("read record of %s: %w", podKey(st.Namespace, st.Name), err)
 	}
 	current := err == nil && rec.ContainerID == st.ContainerID
@@ -49,63 +52,57 @@ func (m *Manager) teardown(ctx context.Context, kv store.Store, st localState) e
 			return fmt.Errorf("delete record of %s: %w", podKey(st.Namespace, st.Name), err)
 		}
 	}
-	var errs []error
-	links := m.removeEnds(ctx, kv, st)
-	if current {
-		for _, id := range links {
-			if err := m.releaseLink(ctx, kv, st, id); err != nil {
-				errs = append(errs, err)
-			}
-		}
-	}
-	if len(errs) == 0 {
-		errs = append(errs, m.removeLocal(st.ContainerID), m.removeJob(st.ContainerID))
-	}
-	return errors.Join(errs...)
-}
-
-// removeEnds deletes the container's link ends from its netns (a veth end
-// takes its peer with it) and returns the IDs of the pod's links.
-func (m *Manager) removeEnds(ctx context.Context, kv store.Store, st localState) []string {
-	links, _, err := store.ListLinks(ctx, kv, m.keys, st.Namespace)
+	v, err := m.snapshot(ctx, kv, st.Namespace)
 	if err != nil {
-		m.log.Warn("list links", "err", err)
-		m.removeLocalEnds(ctx, st)
-		return nil
+		m.removeLinks(ctx, st.NetNS, st.IfNames)
+		return err
 	}
-	var ids []string
-	for _, e := range links {
-		if !involves(&e.Value, st.Name) {
-			continue
-		}
-		ids = append(ids, e.Value.ID)
-		mine, _ := ends(&e.Value, st.Name)
-		if err := wiring.Remove(ctx, st.NetNS, mine.IfName); err != nil && !errors.Is(err, wiring.ErrNetnsGone) {
-			m.log.Warn("remove link end", "link", e.Value.ID, "err", err)
+	ids := v.linksOf(st.Name)
+	names := append([]string{}, st.IfNames...)
+	for _, id := range ids {
+		l, _ := v.link(id)
+		mine, _ := ends(&l.val, st.Name)
+		names = append(names, mine.IfName)
+	}
+	m.removeLinks(ctx, st.NetNS, names)
+	if current {
+		err := parallel(len(ids), func(i int) error {
+			l, _ := v.link(ids[i])
+			_, theirs := ends(&l.val, st.Name)
+			_, peerThere := v.pod(theirs.Pod)
+			return m.releaseLink(ctx, kv, st, ids[i], peerThere)
+		})
+		if err != nil {
+			return err
 		}
 	}
-	return ids
+	return errors.Join(m.removeLocal(st.ContainerID), m.removeJob(st.ContainerID))
 }
 
-// removeLocalEnds is removeEnds without etcd: the ends named in the pod's
-// own metadata are all it knows (a veth of a peer's declaration goes with
-// the netns).
-func (m *Manager) removeLocalEnds(ctx context.Context, st localState) {
-	for _, name := range st.IfNames {
-		if err := wiring.Remove(ctx, st.NetNS, name); err != nil && !errors.Is(err, wiring.ErrNetnsGone) {
-			m.log.Warn("remove link end", "ifname", name, "err", err)
-		}
+// removeLinks deletes the pod's link ends (a veth end takes its peer with
+// it), and any temporary link an interrupted wiring left, in one batch.
+func (m *Manager) removeLinks(ctx context.Context, netns string, names []string) {
+	if netns == "" {
+		return
 	}
+	start := time.Now()
+	n, err := wiring.RemoveLinks(ctx, netns, names)
+	if err != nil {
+		m.log.Warn("remove link ends", "netns", netns, "err", err)
+		return
+	}
+	m.log.Debug("removed link ends", "netns", netns, "count", n, "took", time.Since(start))
 }
 
 // releaseLink hands a link back after one of its pods went away: pending
 // for the peer to be re-paired, or deleted (with its VNI) when the peer is
 // gone too.
-func (m *Manager) releaseLink(ctx context.Context, kv store.Store, st localState, id string) error {
-	var peerName string
-	rec, err := m.updateLink(ctx, kv, st.Namespace, id, func(r *store.LinkRecord) bool {
+func (m *Manager) releaseLink(ctx context.Context, kv store.Store, st localState, id string, peerThere bool) error {
+	if !peerThere {
+		return m.deleteLink(ctx, kv, st.Namespace, id)
+	}
+	_, _, err := m.updateLink(ctx, kv, st.Namespace, id, func(r *store.LinkRecord) bool {
 		mine, theirs := ends(r, st.Name)
-		peerName = theirs.Pod
 		mine.Up, mine.ContainerID, mine.Remote = false, "", ""
 		if r.VNI == 0 {
 			theirs.Up = false // the veth went with this end
@@ -113,21 +110,26 @@ func (m *Manager) releaseLink(ctx context.Context, kv store.Store, st localState
 		r.State, r.Reason, r.Builder = store.LinkPending, "", ""
 		return true
 	})
+	if err != nil && !errors.Is(err, store.ErrNotFound) {
+		return fmt.Errorf("release link %s: %w", id, err)
+	}
+	return nil
+}
+
+// deleteLink removes a link's record and releases its VNI.
+func (m *Manager) deleteLink(ctx context.Context, kv store.Store, ns, id string) error {
+	rec, _, err := store.GetLink(ctx, kv, m.keys, ns, id)
 	if errors.Is(err, store.ErrNotFound) {
 		return nil
 	}
 	if err != nil {
-		return fmt.Errorf("release link %s: %w", id, err)
+		return fmt.Errorf("read link %s: %w", id, err)
 	}
-	_, _, err = store.GetPod(ctx, kv, m.keys, st.Namespace, peerName)
-	if !errors.Is(err, store.ErrNotFound) {
-		return err
-	}
-	if err := kv.Delete(ctx, m.keys.Link(st.Namespace, id), 0); err != nil && !errors.Is(err, store.ErrNotFound) {
+	if err := kv.Delete(ctx, m.keys.Link(ns, id), 0); err != nil && !errors.Is(err, store.ErrNotFound) {
 		return fmt.Errorf("delete link %s: %w", id, err)
 	}
 	if rec.VNI != 0 {
-		owner := m.keys.Link(st.Namespace, id)
+		owner := m.keys.Link(ns, id)
 		if err := store.ReleaseVNI(ctx, kv, m.keys, rec.VNI, owner); err != nil && !errors.Is(err, store.ErrNotFound) {
 			return fmt.Errorf("release VNI %d of link %s: %w", rec.VNI, id, err)
 		}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sync"
 	"time"
 
 	"github.com/ratchet-cni/ratchet/internal/metadata"
@@ -12,6 +13,10 @@ import (
 
 // maxCASRetries bounds the read-modify-write loops on one record.
 const maxCASRetries = 20
+
+// workers bounds the links one process sets up at once: enough to overlap
+// etcd round trips, few enough not to crowd the kernel's rtnl lock.
+const workers = 8
 
 // newLinkRecord describes link l of pod owner (declared when declared is
 // true) as a pending record. End A is the end whose (pod, ifname) sorts
@@ -54,49 +59,37 @@ func involves(rec *store.LinkRecord, pod string) bool {
 	return rec.A.Pod == pod || rec.B.Pod == pod
 }
 
-// declareLinks makes sure a record exists for every link the pod declares or
-// expects, and for every link that another pod's announced record declares
-// towards it. A declared link's description replaces an expected one's
-// while the link is not wired. It returns the IDs of all the pod's links:
-// these and those other pods recorded towards it.
-func (m *Manager) declareLinks(ctx context.Context, kv store.Store, pod *metadata.Pod) ([]string, error) {
+// wanted is a link record a pod wants to exist, and whether the pod
+// declares it (a declaring pod's description wins).
+type wanted struct {
+	rec      store.LinkRecord
+	declared bool
+}
+
+// wantedLinks lists the links the pod declares, expects, or finds declared
+// towards it in other pods' announced records, once each.
+func (m *Manager) wantedLinks(ctx context.Context, kv store.Store, pod *metadata.Pod) []wanted {
 	seen := map[string]bool{}
-	var ids []string
-	add := func(l metadata.Link, declared bool) error {
-		want := newLinkRecord(pod.Namespace, pod.Name, l, declared)
-		if seen[want.ID] {
-			return nil
+	var out []wanted
+	add := func(l metadata.Link, declared bool) {
+		w := wanted{rec: newLinkRecord(pod.Namespace, pod.Name, l, declared), declared: declared}
+		if !seen[w.rec.ID] {
+			seen[w.rec.ID] = true
+			out = append(out, w)
 		}
-		seen[want.ID] = true
-		ids = append(ids, want.ID)
-		return m.ensureLink(ctx, kv, want, declared)
 	}
 	for _, l := range pod.Links {
-		if err := add(l, true); err != nil {
-			return nil, err
-		}
+		add(l, true)
+	}
+	// The peer's own declaration describes a link better than this pod's
+	// expectation of it, so it goes first.
+	for _, l := range m.announcedTowards(ctx, kv, pod) {
+		add(l, false)
 	}
 	for _, l := range pod.Expects {
-		if err := add(l, false); err != nil {
-			return nil, err
-		}
+		add(l, false)
 	}
-	for _, l := range m.announcedTowards(ctx, kv, pod) {
-		if err := add(l, false); err != nil {
-			return nil, err
-		}
-	}
-	links, _, err := store.ListLinks(ctx, kv, m.keys, pod.Namespace)
-	if err != nil {
-		return nil, fmt.Errorf("list links of %s: %w", pod.Namespace, err)
-	}
-	for _, e := range links {
-		if involves(&e.Value, pod.Name) && !seen[e.Value.ID] {
-			seen[e.Value.ID] = true
-			ids = append(ids, e.Value.ID)
-		}
-	}
-	return ids, nil
+	return out
 }
 
 // announcedTowards returns, seen from pod, the links that the announced
@@ -124,34 +117,44 @@ func (m *Manager) announcedTowards(ctx context.Context, kv store.Store, pod *met
 	return out
 }
 
-// ensureLink creates the record of a link if it is missing; a declaring pod
-// also corrects an existing record that was created from the peer's
-// expectation.
-func (m *Manager) ensureLink(ctx context.Context, kv store.Store, want store.LinkRecord, declared bool) error {
-	key := m.keys.Link(want.Namespace, want.ID)
-	for range maxCASRetries {
-		rec, ver, err := store.GetLink(ctx, kv, m.keys, want.Namespace, want.ID)
-		if errors.Is(err, store.ErrNotFound) {
-			_, err = store.CreateJSON(ctx, kv, key, want, 0)
-			if errors.Is(err, store.ErrExists) {
-				continue
+// ensureLinks makes sure every wanted link has a record, creating the
+// missing ones in parallel; a declaring pod also corrects a record that was
+// created from the peer's expectation. The view is updated.
+func (m *Manager) ensureLinks(ctx context.Context, kv store.Store, v *view, want []wanted) error {
+	return parallel(len(want), func(i int) error {
+		w := want[i]
+		cur, ok := v.link(w.rec.ID)
+		if !ok {
+			kvr, err := store.CreateJSON(ctx, kv, m.keys.Link(v.ns, w.rec.ID), w.rec, 0)
+			if err == nil {
+				v.setLink(w.rec, kvr.Version)
+				return nil
 			}
-			return wrapLink(want.ID, "create", err)
-		}
-		if err != nil {
-			return wrapLink(want.ID, "read", err)
-		}
-		if !declared || rec.Declarer == want.Declarer && rec.A.IP == want.A.IP && rec.B.IP == want.B.IP && rec.MTU == want.MTU {
+			if !errors.Is(err, store.ErrExists) {
+				return wrapLink(w.rec.ID, "create", err)
+			}
+		} else if !w.declared || sameDescription(&cur.val, &w.rec) {
 			return nil
 		}
-		rec.Declarer, rec.A.IP, rec.B.IP, rec.MTU = want.Declarer, want.A.IP, want.B.IP, want.MTU
-		_, err = store.UpdateJSON(ctx, kv, key, rec, ver)
-		if errors.Is(err, store.ErrConflict) || errors.Is(err, store.ErrNotFound) {
-			continue
+		rec, ver, err := m.updateLink(ctx, kv, v.ns, w.rec.ID, func(r *store.LinkRecord) bool {
+			if !w.declared || sameDescription(r, &w.rec) {
+				return false
+			}
+			r.Declarer, r.A.IP, r.B.IP, r.MTU = w.rec.Declarer, w.rec.A.IP, w.rec.B.IP, w.rec.MTU
+			// Ends built from the old description are rebuilt.
+			r.A.Up, r.B.Up, r.State, r.Reason = false, false, store.LinkPending, ""
+			return true
+		})
+		if err != nil {
+			return wrapLink(w.rec.ID, "update", err)
 		}
-		return wrapLink(want.ID, "update", err)
-	}
-	return fmt.Errorf("link %s: too much contention on its record", want.ID)
+		v.setLink(rec, ver)
+		return nil
+	})
+}
+
+func sameDescription(a, b *store.LinkRecord) bool {
+	return a.Declarer == b.Declarer && a.A.IP == b.A.IP && a.B.IP == b.B.IP && a.MTU == b.MTU
 }
 
 func wrapLink(id, op string, err error) error {
@@ -162,24 +165,52 @@ func wrapLink(id, op string, err error) error {
 }
 
 // updateLink applies change to the current record of a link with a CAS
-// loop. change returns false to leave the record as it is. A missing record
-// is store.ErrNotFound.
-func (m *Manager) updateLink(ctx context.Context, kv store.Store, ns, id string, change func(*store.LinkRecord) bool) (store.LinkRecord, error) {
+// loop, returning the record and its new version. change returns false to
+// leave the record as it is. A missing record is store.ErrNotFound.
+func (m *Manager) updateLink(ctx context.Context, kv store.Store, ns, id string, change func(*store.LinkRecord) bool) (store.LinkRecord, int64, error) {
 	key := m.keys.Link(ns, id)
 	for range maxCASRetries {
 		rec, ver, err := store.GetLink(ctx, kv, m.keys, ns, id)
 		if err != nil {
-			return rec, err
+			return rec, 0, err
 		}
 		if !change(&rec) {
-			return rec, nil
+			return rec, ver, nil
 		}
 		rec.Updated = time.Now().UTC()
-		_, err = store.UpdateJSON(ctx, kv, key, rec, ver)
+		kvr, err := store.UpdateJSON(ctx, kv, key, rec, ver)
 		if errors.Is(err, store.ErrConflict) {
 			continue
 		}
-		return rec, err
+		return rec, kvr.Version, err
 	}
-	return store.LinkRecord{}, fmt.Errorf("link %s: too much contention on its record", id)
+	return store.LinkRecord{}, 0, fmt.Errorf("link %s: too much contention on its record", id)
+}
+
+// parallel runs fn(0..n-1) on at most `workers` goroutines and returns the
+// errors joined.
+func parallel(n int, fn func(i int) error) error {
+	if n == 1 {
+		return fn(0)
+	}
+	var (
+		mu   sync.Mutex
+		errs []error
+		wg   sync.WaitGroup
+		sem  = make(chan struct{}, workers)
+	)
+	for i := range n {
+		wg.Add(1)
+		sem <- struct{}{}
+		go func() {
+			defer func() { <-sem; wg.Done() }()
+			if err := fn(i); err != nil {
+				mu.Lock()
+				errs = append(errs, err)
+				mu.Unlock()
+			}
+		}()
+	}
+	wg.Wait()
+	return errors.Join(errs...)
 }

@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"os"
+	"sync"
 	"time"
 
 	"github.com/ratchet-cni/ratchet/internal/store"
@@ -15,106 +17,181 @@ import (
 // another pod may take it over (the claimer died half way).
 const claimTTL = 20 * time.Second
 
-// settle does this pod's part of one link: nothing while the peer is not
-// recorded; build the veth for both when the peer is on this host; build
-// this side's vxlan end when it is elsewhere. done reports that this pod's
-// end is up towards the peer's current incarnation.
-func (m *Manager) settle(ctx context.Context, kv store.Store, me *store.PodRecord, id string) (done bool, err error) {
-	for range maxCASRetries {
-		rec, ver, err := store.GetLink(ctx, kv, m.keys, me.Namespace, id)
-		if errors.Is(err, store.ErrNotFound) {
-			return true, nil // the link was removed with its pods: nothing to wire
-		}
-		if err != nil {
-			return false, wrapLink(id, "read", err)
-		}
-		_, theirs := ends(&rec, me.Name)
-		peer, _, err := store.GetPod(ctx, kv, m.keys, me.Namespace, theirs.Pod)
-		if errors.Is(err, store.ErrNotFound) {
-			return false, nil
-		}
-		if err != nil {
-			return false, fmt.Errorf("read peer %s of link %s: %w", podKey(me.Namespace, theirs.Pod), id, err)
-		}
-		var retry bool
-		if peer.Host == me.Host {
-			done, retry, err = m.settleVeth(ctx, kv, me, &peer, rec, ver)
-		} else {
-			done, retry, err = m.settleVxlan(ctx, kv, me, &peer, rec, ver)
-		}
-		if !retry {
-			return done, err
-		}
-	}
-	return false, fmt.Errorf("link %s: too much contention on its record", id)
-}
+// step is what a pod does about one of its links right now.
+type step int
 
-// settleVeth builds a same-host link for both pods, once: the builder
-// claims the record with a CAS first; a pod that finds a live claim of
-// another waits for the record to change.
-func (m *Manager) settleVeth(ctx context.Context, kv store.Store, me, peer *store.PodRecord, rec store.LinkRecord, ver int64) (done, retry bool, err error) {
+const (
+	// stepPending: the peer is not recorded yet, or its side acts next.
+	stepPending step = iota
+	// stepDone: this pod's end is up towards the peer's current incarnation.
+	stepDone
+	// stepWait: another pod holds a live claim to build the veth.
+	stepWait
+	// stepVeth: build the same-host veth for both pods.
+	stepVeth
+	// stepVxlan: build this pod's end of a cross-host vxlan.
+	stepVxlan
+)
+
+// errStale means the record changed under a CAS: re-read and decide again.
+var errStale = errors.New("link record changed")
+
+// decide picks the step for link id from the view. A completer leaves
+// same-host veths to the ADD of the pod that arrives second (it sees this
+// pod's record) and only takes over a claim that went stale.
+func (m *Manager) decide(v *view, me *store.PodRecord, id string, completer bool) step {
+	l, ok := v.link(id)
+	if !ok {
+		return stepDone // removed with its pods: nothing to wire
+	}
+	rec := l.val
 	mine, theirs := ends(&rec, me.Name)
+	peerV, ok := v.pod(theirs.Pod)
+	if !ok {
+		return stepPending
+	}
+	peer := &peerV.val
+	if peer.Host != me.Host {
+		if rec.VNI != 0 && mine.Up && mine.ContainerID == me.ContainerID && mine.Remote == peer.HostAddress {
+			return stepDone
+		}
+		return stepVxlan
+	}
 	if rec.State == store.LinkWired && mine.Up && theirs.Up &&
 		mine.ContainerID == me.ContainerID && theirs.ContainerID == peer.ContainerID {
-		return true, false, nil
+		return stepDone
 	}
-	if rec.Builder != "" && rec.Builder != me.ContainerID && time.Since(rec.Claimed) < claimTTL {
-		m.waitLinkChange(ctx, kv, me.Namespace, rec.ID, ver, claimTTL)
-		return false, true, nil
+	live := rec.Builder != "" && time.Since(rec.Claimed) < claimTTL
+	switch {
+	case live && rec.Builder != me.ContainerID:
+		return stepWait
+	case completer && !(rec.Builder != "" && !live):
+		return stepPending
+	case rec.State == store.LinkFailed && theirs.ContainerID == peer.ContainerID && mine.ContainerID == me.ContainerID:
+		return stepPending // failed for these incarnations: a new one retries
 	}
-	rec.Builder, rec.Claimed = me.ContainerID, time.Now().UTC()
-	if _, err := store.UpdateJSON(ctx, kv, m.keys.Link(me.Namespace, rec.ID), rec, ver); err != nil {
-		if errors.Is(err, store.ErrConflict) || errors.Is(err, store.ErrNotFound) {
-			return false, true, nil
-		}
-		return false, false, wrapLink(rec.ID, "claim", err)
-	}
-	a := endpoint(me.Netns, mine, rec.MTU)
-	b := endpoint(peer.Netns, theirs, rec.MTU)
-	start := time.Now()
-	buildErr := m.rebuild(ctx, a, b, func() error { return wiring.VethPair(ctx, a, b) })
-	m.log.Info("veth", "link", rec.ID, "peer", podKey(peer.Namespace, peer.Name), "took", time.Since(start), "err", buildErr)
-	_, err = m.updateLink(ctx, kv, me.Namespace, rec.ID, func(r *store.LinkRecord) bool {
-		if r.Builder != me.ContainerID {
-			return false
-		}
-		rm, rt := ends(r, me.Name)
-		r.Builder = ""
-		rm.ContainerID, rm.Host, rm.Up = me.ContainerID, me.Host, buildErr == nil
-		rt.ContainerID, rt.Host, rt.Up = peer.ContainerID, peer.Host, buildErr == nil
-		rm.Remote, rt.Remote, r.VNI = "", "", 0
-		setOutcome(r, buildErr)
-		return true
-	})
-	if buildErr != nil {
-		return false, false, fmt.Errorf("veth %s to %s: %w", mine.IfName, podKey(peer.Namespace, peer.Name), buildErr)
-	}
-	return true, false, wrapLink(rec.ID, "record", err)
+	return stepVeth
 }
 
-// settleVxlan builds this pod's end of a cross-host link, allocating the
-// link's VNI first if it has none.
-func (m *Manager) settleVxlan(ctx context.Context, kv store.Store, me, peer *store.PodRecord, rec store.LinkRecord, ver int64) (done, retry bool, err error) {
-	mine, _ := ends(&rec, me.Name)
-	if rec.VNI != 0 && mine.Up && mine.ContainerID == me.ContainerID && mine.Remote == peer.HostAddress {
-		return true, false, nil
+// settleAll decides and runs every link of the pod, on a worker pool. It
+// returns the links left pending and those waiting for another pod's claim.
+func (m *Manager) settleAll(ctx context.Context, kv store.Store, v *view, me *store.PodRecord, ids []string, completer bool) (pending, waiting []string, err error) {
+	var mu sync.Mutex
+	err = parallel(len(ids), func(i int) error {
+		st, err := m.settleOne(ctx, kv, v, me, ids[i], completer)
+		mu.Lock()
+		defer mu.Unlock()
+		switch st {
+		case stepPending:
+			pending = append(pending, ids[i])
+		case stepWait:
+			waiting = append(waiting, ids[i])
+		}
+		return err
+	})
+	return pending, waiting, err
+}
+
+// settleOne runs the step of one link, re-reading the record when a CAS
+// finds it changed. It returns the step that is left (done, pending, wait).
+func (m *Manager) settleOne(ctx context.Context, kv store.Store, v *view, me *store.PodRecord, id string, completer bool) (step, error) {
+	for range maxCASRetries {
+		st := m.decide(v, me, id, completer)
+		var err error
+		switch st {
+		case stepVeth:
+			err = m.buildVeth(ctx, kv, v, me, id)
+		case stepVxlan:
+			err = m.buildVxlanEnd(ctx, kv, v, me, id)
+		default:
+			return st, nil
+		}
+		if !errors.Is(err, errStale) {
+			if err != nil {
+				return stepPending, err
+			}
+			return m.decide(v, me, id, completer), nil
+		}
+		rec, ver, gerr := store.GetLink(ctx, kv, m.keys, me.Namespace, id)
+		if errors.Is(gerr, store.ErrNotFound) {
+			return stepDone, nil
+		}
+		if gerr != nil {
+			return stepPending, wrapLink(id, "read", gerr)
+		}
+		v.setLink(rec, ver)
 	}
+	return stepPending, fmt.Errorf("link %s: too much contention on its record", id)
+}
+
+// buildVeth claims the link with a CAS, builds the veth for both pods and
+// records the outcome. A failure on the peer's side (its netns is gone) is
+// recorded and not this pod's error.
+func (m *Manager) buildVeth(ctx context.Context, kv store.Store, v *view, me *store.PodRecord, id string) error {
+	l, _ := v.link(id)
+	rec := l.val
+	_, theirs := ends(&rec, me.Name)
+	peerV, _ := v.pod(theirs.Pod)
+	peer := peerV.val
+	rec.Builder, rec.Claimed = me.ContainerID, time.Now().UTC()
+	key := m.keys.Link(me.Namespace, id)
+	kvr, err := store.UpdateJSON(ctx, kv, key, rec, l.ver)
+	if errors.Is(err, store.ErrConflict) || errors.Is(err, store.ErrNotFound) {
+		return errStale
+	}
+	if err != nil {
+		return wrapLink(id, "claim", err)
+	}
+	mine, theirs := ends(&rec, me.Name)
+	a, b := endpoint(me.Netns, mine, rec.MTU), endpoint(peer.Netns, theirs, rec.MTU)
+	start := time.Now()
+	buildErr := m.build(ctx, a, b, func() error { return wiring.VethPair(ctx, a, b) })
+	m.log.Debug("veth", "link", id, "peer", podKey(peer.Namespace, peer.Name), "took", time.Since(start), "err", buildErr)
+	outcome := func(r *store.LinkRecord) bool {
+		if r.Builder != me.ContainerID {
+			return false // the claim was taken over: the new builder records
+		}
+		rm, rt := ends(r, me.Name)
+		r.Builder, r.VNI = "", 0
+		rm.ContainerID, rm.Host, rm.Up, rm.Remote = me.ContainerID, me.Host, buildErr == nil, ""
+		rt.ContainerID, rt.Host, rt.Up, rt.Remote = peer.ContainerID, peer.Host, buildErr == nil, ""
+		setOutcome(r, buildErr)
+		return true
+	}
+	if err := m.record(ctx, kv, v, rec, kvr.Version, outcome); err != nil {
+		return err
+	}
+	return m.ownFault(buildErr, peer.Netns, fmt.Sprintf("veth %s to %s", mine.IfName, podKey(peer.Namespace, peer.Name)))
+}
+
+// buildVxlanEnd allocates the link's VNI if it has none, builds this pod's
+// vxlan end towards the peer's host and records it.
+func (m *Manager) buildVxlanEnd(ctx context.Context, kv store.Store, v *view, me *store.PodRecord, id string) error {
+	l, _ := v.link(id)
+	rec, ver := l.val, l.ver
+	_, theirs := ends(&rec, me.Name)
+	peerV, _ := v.pod(theirs.Pod)
+	peer := peerV.val
+	key := m.keys.Link(me.Namespace, id)
 	if rec.VNI == 0 {
-		owner := m.keys.Link(me.Namespace, rec.ID)
-		vni, err := store.AllocateVNI(ctx, kv, m.keys, owner, VNIMin, VNIMax)
+		vni, err := store.AllocateVNI(ctx, kv, m.keys, key, VNIMin, VNIMax)
 		if err != nil {
-			return false, false, fmt.Errorf("allocate VNI for link %s: %w", rec.ID, err)
+			return fmt.Errorf("allocate VNI for link %s: %w", id, err)
 		}
 		rec.VNI = vni
-		if _, err := store.UpdateJSON(ctx, kv, owner, rec, ver); err != nil {
-			if errors.Is(err, store.ErrConflict) || errors.Is(err, store.ErrNotFound) {
-				return false, true, nil // AllocateVNI is idempotent per owner
-			}
-			return false, false, wrapLink(rec.ID, "set VNI of", err)
+		rec.Updated = time.Now().UTC()
+		kvr, err := store.UpdateJSON(ctx, kv, key, rec, ver)
+		if errors.Is(err, store.ErrConflict) || errors.Is(err, store.ErrNotFound) {
+			return errStale // AllocateVNI is idempotent per owner
 		}
+		if err != nil {
+			return wrapLink(id, "set VNI of", err)
+		}
+		ver = kvr.Version
 	}
-	buildErr := m.buildVxlan(ctx, me, peer, mine, rec)
-	_, err = m.updateLink(ctx, kv, me.Namespace, rec.ID, func(r *store.LinkRecord) bool {
+	mine, theirs := ends(&rec, me.Name)
+	buildErr := m.buildVxlan(ctx, me, &peer, mine, rec)
+	outcome := func(r *store.LinkRecord) bool {
 		rm, rt := ends(r, me.Name)
 		rm.ContainerID, rm.Host, rm.Remote, rm.Up = me.ContainerID, me.Host, peer.HostAddress, buildErr == nil
 		setOutcome(r, buildErr)
@@ -122,11 +199,54 @@ func (m *Manager) settleVxlan(ctx context.Context, kv store.Store, me, peer *sto
 			r.State = store.LinkPending
 		}
 		return true
-	})
-	if buildErr != nil {
-		return false, false, fmt.Errorf("vxlan %s to %s: %w", mine.IfName, podKey(peer.Namespace, peer.Name), buildErr)
 	}
-	return true, false, wrapLink(rec.ID, "record", err)
+	if err := m.record(ctx, kv, v, rec, ver, outcome); err != nil {
+		return err
+	}
+	return m.ownFault(buildErr, "", fmt.Sprintf("vxlan %s to %s", mine.IfName, podKey(peer.Namespace, peer.Name)))
+}
+
+// record applies the outcome of a build to the record read at version ver
+// and writes it with a CAS; when the record changed meanwhile, the outcome
+// is applied to the current record instead (outcome may decline).
+func (m *Manager) record(ctx context.Context, kv store.Store, v *view, rec store.LinkRecord, ver int64, outcome func(*store.LinkRecord) bool) error {
+	if outcome(&rec) {
+		rec.Updated = time.Now().UTC()
+		kvr, err := store.UpdateJSON(ctx, kv, m.keys.Link(rec.Namespace, rec.ID), rec, ver)
+		if err == nil {
+			v.setLink(rec, kvr.Version)
+			return nil
+		}
+		if errors.Is(err, store.ErrNotFound) {
+			return nil
+		}
+		if !errors.Is(err, store.ErrConflict) {
+			return wrapLink(rec.ID, "record", err)
+		}
+	}
+	out, nver, err := m.updateLink(ctx, kv, rec.Namespace, rec.ID, outcome)
+	if errors.Is(err, store.ErrNotFound) {
+		return nil
+	}
+	if err != nil {
+		return wrapLink(rec.ID, "record", err)
+	}
+	v.setLink(out, nver)
+	return nil
+}
+
+// ownFault returns a build error unless it is the peer's: its netns is gone.
+func (m *Manager) ownFault(buildErr error, peerNetns, what string) error {
+	if buildErr == nil {
+		return nil
+	}
+	if peerNetns != "" && errors.Is(buildErr, wiring.ErrNetnsGone) {
+		if _, err := os.Stat(peerNetns); errors.Is(err, os.ErrNotExist) {
+			m.log.Warn("peer's netns is gone; link recorded as failed", "what", what, "err", buildErr)
+			return nil
+		}
+	}
+	return fmt.Errorf("%s: %w", what, buildErr)
 }
 
 func (m *Manager) buildVxlan(ctx context.Context, me, peer *store.PodRecord, mine *store.LinkEnd, rec store.LinkRecord) error {
@@ -144,23 +264,28 @@ func (m *Manager) buildVxlan(ctx context.Context, me, peer *store.PodRecord, min
 		Parent: m.conf.Host.Interface, Port: m.conf.Vxlan.Port,
 	}
 	start := time.Now()
-	err := m.rebuild(ctx, ep, wiring.Endpoint{}, func() error { return wiring.Vxlan(ctx, ep, opts) })
-	m.log.Info("vxlan", "link", rec.ID, "vni", rec.VNI, "remote", remote, "took", time.Since(start), "err", err)
+	err := m.build(ctx, ep, wiring.Endpoint{}, func() error { return wiring.Vxlan(ctx, ep, opts) })
+	m.log.Debug("vxlan", "link", rec.ID, "vni", rec.VNI, "remote", remote, "took", time.Since(start), "err", err)
 	return err
 }
 
-// rebuild removes what stands under the ends' names (a stale end of an
-// earlier incarnation) and builds the link.
-func (m *Manager) rebuild(ctx context.Context, a, b wiring.Endpoint, build func() error) error {
+// build runs fn; when a name is taken (a stale end of an earlier
+// incarnation, or of a repeated ADD), it removes the ends' names and tries
+// once more.
+func (m *Manager) build(ctx context.Context, a, b wiring.Endpoint, fn func() error) error {
+	err := fn()
+	if !errors.Is(err, wiring.ErrExists) {
+		return err
+	}
 	for _, ep := range []wiring.Endpoint{a, b} {
 		if ep.Name == "" {
 			continue
 		}
-		if err := wiring.Remove(ctx, ep.Netns, ep.Name); err != nil && !errors.Is(err, wiring.ErrNetnsGone) {
+		if err := wiring.Remove(ctx, ep.Netns, ep.Name); err != nil {
 			return fmt.Errorf("remove stale %s: %w", ep, err)
 		}
 	}
-	return build()
+	return fn()
 }
 
 // setOutcome records the result of a build in the link's state.
@@ -178,17 +303,4 @@ func endpoint(netns string, end *store.LinkEnd, mtu int) wiring.Endpoint {
 		ep.Addresses = []string{end.IP}
 	}
 	return ep
-}
-
-// waitLinkChange waits, at most max, for the link's record to change after
-// version ver.
-func (m *Manager) waitLinkChange(ctx context.Context, kv store.Store, ns, id string, ver int64, max time.Duration) {
-	wctx, cancel := context.WithTimeout(ctx, max)
-	defer cancel()
-	key := m.keys.Link(ns, id)
-	for ev := range kv.Watch(wctx, m.keys.Links(ns), ver) {
-		if ev.Err != nil || ev.KV.Key == key {
-			return
-		}
-	}
 }

@@ -1,0 +1,128 @@
+package pairing
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"sync"
+
+	"github.com/ratchet-cni/ratchet/internal/store"
+)
+
+// versioned is a record with the store version it was read at.
+type versioned[T any] struct {
+	val T
+	ver int64
+}
+
+// view is one pod's picture of its namespace: the link and pod records with
+// their versions, as of store revision rev. ADD takes one snapshot; the
+// completer keeps it current from its watch instead of re-reading.
+type view struct {
+	mu    sync.Mutex
+	ns    string
+	rev   int64
+	links map[string]versioned[store.LinkRecord]
+	pods  map[string]versioned[store.PodRecord]
+}
+
+// snapshot reads the namespace's links and pods. The revision is the older
+// of the two lists', so a watch from it misses nothing.
+func (m *Manager) snapshot(ctx context.Context, kv store.Store, ns string) (*view, error) {
+	links, rev1, err := store.ListLinks(ctx, kv, m.keys, ns)
+	if err != nil {
+		return nil, fmt.Errorf("list links of namespace %s: %w", ns, err)
+	}
+	pods, rev2, err := store.ListPods(ctx, kv, m.keys, ns)
+	if err != nil {
+		return nil, fmt.Errorf("list pods of namespace %s: %w", ns, err)
+	}
+	v := &view{ns: ns, rev: min(rev1, rev2), links: map[string]versioned[store.LinkRecord]{}, pods: map[string]versioned[store.PodRecord]{}}
+	for _, e := range links {
+		v.links[e.Value.ID] = versioned[store.LinkRecord]{e.Value, e.Version}
+	}
+	for _, e := range pods {
+		v.pods[e.Value.Name] = versioned[store.PodRecord]{e.Value, e.Version}
+	}
+	return v, nil
+}
+
+// link returns the view's record of a link.
+func (v *view) link(id string) (versioned[store.LinkRecord], bool) {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	l, ok := v.links[id]
+	return l, ok
+}
+
+// pod returns the view's record of a pod.
+func (v *view) pod(name string) (versioned[store.PodRecord], bool) {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	p, ok := v.pods[name]
+	return p, ok
+}
+
+// setLink records a newer version of a link.
+func (v *view) setLink(rec store.LinkRecord, ver int64) {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	v.setLinkLocked(rec, ver)
+}
+
+func (v *view) setLinkLocked(rec store.LinkRecord, ver int64) {
+	if cur, ok := v.links[rec.ID]; !ok || cur.ver < ver {
+		v.links[rec.ID] = versioned[store.LinkRecord]{rec, ver}
+	}
+}
+
+// apply folds a watch event under the namespace into the view. It reports
+// whether the event was about this namespace's pods or links.
+func (v *view) apply(m *Manager, ev store.Event) bool {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	linkDir, podDir := m.keys.Links(v.ns), m.keys.Pods(v.ns)
+	if ev.KV.Version > v.rev {
+		v.rev = ev.KV.Version
+	}
+	switch {
+	case strings.HasPrefix(ev.KV.Key, linkDir+"/"):
+		id := strings.TrimPrefix(ev.KV.Key, linkDir+"/")
+		if ev.Type == store.Delete {
+			delete(v.links, id)
+			return true
+		}
+		var rec store.LinkRecord
+		if store.Decode(ev.KV, &rec) == nil {
+			v.setLinkLocked(rec, ev.KV.Version)
+		}
+		return true
+	case strings.HasPrefix(ev.KV.Key, podDir+"/"):
+		name := strings.TrimPrefix(ev.KV.Key, podDir+"/")
+		if ev.Type == store.Delete {
+			delete(v.pods, name)
+			return true
+		}
+		var rec store.PodRecord
+		if store.Decode(ev.KV, &rec) == nil {
+			if cur, ok := v.pods[name]; !ok || cur.ver < ev.KV.Version {
+				v.pods[name] = versioned[store.PodRecord]{rec, ev.KV.Version}
+			}
+		}
+		return true
+	}
+	return false
+}
+
+// linksOf returns the IDs of the links with an end on pod.
+func (v *view) linksOf(pod string) []string {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	var ids []string
+	for id, l := range v.links {
+		if involves(&l.val, pod) {
+			ids = append(ids, id)
+		}
+	}
+	return ids
+}
