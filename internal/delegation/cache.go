@@ -56,7 +56,9 @@ func (r *Runner) ReadCache(containerID, ifName string) (*Cache, error) {
 }
 
 // writeCache writes the cache atomically: a temp file in the same
-// directory, fsync, rename; mode 0600.
+// directory, then a rename; mode 0600. It does not fsync: the cache must
+// survive the plugin being killed (the page cache does), while a machine
+// crash takes the pod's netns and links with it anyway.
 func (r *Runner) writeCache(c *Cache) error {
 	if err := os.MkdirAll(r.CacheDir, 0o700); err != nil {
 		return fmt.Errorf("create cache dir %s: %w", r.CacheDir, err)
@@ -71,7 +73,7 @@ func (r *Runner) writeCache(c *Cache) error {
 		return fmt.Errorf("write cache %s: %w", path, err)
 	}
 	defer os.Remove(tmp.Name()) // no-op after a successful rename
-	if err := writeSync(tmp, data); err != nil {
+	if err := writeClose(tmp, data); err != nil {
 		return fmt.Errorf("write cache %s: %w", path, err)
 	}
 	if err := os.Rename(tmp.Name(), path); err != nil {
@@ -80,16 +82,12 @@ func (r *Runner) writeCache(c *Cache) error {
 	return nil
 }
 
-func writeSync(f *os.File, data []byte) error {
+func writeClose(f *os.File, data []byte) error {
 	if err := f.Chmod(0o600); err != nil {
 		f.Close()
 		return err
 	}
 	if _, err := f.Write(data); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Sync(); err != nil {
 		f.Close()
 		return err
 	}

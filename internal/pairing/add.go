@@ -16,7 +16,9 @@ import (
 // alone (and etcd is not asked). On failure everything this ADD recorded or
 // built is undone; the error carries its CNI code.
 func (m *Manager) Add(ctx context.Context, req *Request) error {
+	t := m.phases("lookup")
 	pod, src, err := m.lookup(ctx, req)
+	t("metadata")
 	if err != nil || pod == nil {
 		return classify(err)
 	}
@@ -45,10 +47,12 @@ func (m *Manager) lookup(ctx context.Context, req *Request) (*metadata.Pod, stri
 // completer for those whose peer is not ready. It returns the number of
 // links left pending.
 func (m *Manager) add(ctx context.Context, req *Request, pod *metadata.Pod) (pending int, err error) {
+	t := m.phases("add")
 	kv, err := m.store()
 	if err != nil {
 		return 0, err
 	}
+	t("store")
 	addr, err := m.hostAddress()
 	if err != nil {
 		return 0, &Error{Code: types.ErrInvalidNetworkConfig, Err: err}
@@ -75,6 +79,7 @@ func (m *Manager) add(ctx context.Context, req *Request, pod *metadata.Pod) (pen
 	if err := m.recordPod(ctx, kv, me); err != nil {
 		return 0, err
 	}
+	t("record")
 	left, err := m.pair(ctx, kv, &me)
 	if err != nil {
 		return 0, err
@@ -95,14 +100,20 @@ func (m *Manager) add(ctx context.Context, req *Request, pod *metadata.Pod) (pen
 // pending. Links another pod is building are waited for (one watch), as
 // long as its claim lives.
 func (m *Manager) pair(ctx context.Context, kv store.Store, me *store.PodRecord) ([]string, error) {
+	t := m.phases("pair")
 	v, err := m.snapshot(ctx, kv, me.Namespace)
 	if err != nil {
 		return nil, err
 	}
-	if err := m.ensureLinks(ctx, kv, v, m.wantedLinks(ctx, kv, &me.Pod)); err != nil {
+	t("snapshot")
+	want := m.wantedLinks(ctx, kv, &me.Pod)
+	t("announced")
+	if err := m.ensureLinks(ctx, kv, v, want); err != nil {
 		return nil, err
 	}
+	t("ensure")
 	pending, waiting, err := m.settleAll(ctx, kv, v, me, v.linksOf(me.Name), false)
+	t("settle")
 	if err != nil || len(waiting) == 0 {
 		return pending, err
 	}
@@ -187,4 +198,15 @@ func (m *Manager) retire(ctx context.Context, kv store.Store, prev store.PodReco
 		names = append(names, l.IfName)
 	}
 	m.removeLinks(ctx, old.NetNS, names)
+}
+
+// phases returns a func that logs, at debug level, the time since the
+// previous call: where an operation spends its time.
+func (m *Manager) phases(op string) func(phase string) {
+	last := time.Now()
+	return func(phase string) {
+		now := time.Now()
+		m.log.Debug("phase", "op", op, "phase", phase, "took", now.Sub(last))
+		last = now
+	}
 }
