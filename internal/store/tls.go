@@ -5,6 +5,7 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -58,32 +59,58 @@ func httpTransport(tc *tls.Config, timeout time.Duration) *http.Transport {
 		TLSClientConfig:     tc,
 		TLSHandshakeTimeout: timeout,
 		MaxIdleConnsPerHost: 16,
-		IdleConnTimeout:     90 * time.Second,
+		IdleConnTimeout:     30 * time.Second,
 	}
 }
 
 // serverVersion asks an endpoint's /version (served by every etcd, whatever
-// its APIs) and returns the etcdserver version, or "" when the endpoint
-// does not answer like etcd.
-func serverVersion(ctx context.Context, tr http.RoundTripper, endpoint string) string {
+// its APIs) and returns the etcdserver version, "" when the endpoint does
+// not answer like etcd, and the error when it cannot be asked.
+func serverVersion(ctx context.Context, tr http.RoundTripper, endpoint string) (string, error) {
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, strings.TrimSuffix(endpoint, "/")+"/version", nil)
 	if err != nil {
-		return ""
+		return "", err
 	}
 	resp, err := (&http.Client{Transport: tr}).Do(req)
 	if err != nil {
-		return ""
+		return "", err
 	}
 	defer resp.Body.Close()
 	body, err := io.ReadAll(io.LimitReader(resp.Body, 4096))
 	if err != nil || resp.StatusCode != http.StatusOK {
-		return ""
+		return "", err
 	}
 	var v struct {
 		Server string `json:"etcdserver"`
 	}
 	if json.Unmarshal(body, &v) != nil {
-		return ""
+		return "", nil
 	}
-	return v.Server
+	return v.Server, nil
+}
+
+// isTLSProblem reports whether err is a TLS failure (untrusted or mismatched
+// certificate, a client certificate refused, TLS spoken to plain HTTP): a
+// configuration error, not an outage.
+func isTLSProblem(err error) bool {
+	var (
+		cv *tls.CertificateVerificationError
+		ua x509.UnknownAuthorityError
+		he x509.HostnameError
+		ci x509.CertificateInvalidError
+		ae tls.AlertError
+		rh tls.RecordHeaderError
+	)
+	var oe *net.OpError
+	if errors.As(err, &oe) && oe.Op == "remote error" { // an alert from the server
+		return true
+	}
+	return errors.As(err, &cv) || errors.As(err, &ua) || errors.As(err, &he) ||
+		errors.As(err, &ci) || errors.As(err, &ae) || errors.As(err, &rh)
+}
+
+// tlsFailure is the error for a TLS failure talking to endpoints.
+func tlsFailure(endpoints []string, err error) error {
+	return fmt.Errorf("etcd at %s: TLS failure (check etcd.tls and the URL scheme): %w",
+		strings.Join(endpoints, ","), err)
 }

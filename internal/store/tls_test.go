@@ -9,7 +9,7 @@ import (
 	"github.com/ratchet-cni/ratchet/internal/testenv"
 )
 
-func TestV3OverTLSWithAuth(t *testing.T) {
+func TestTLSClientCertAndV3Auth(t *testing.T) {
 	e := testenv.StartEtcdTLS(t)
 	prefix := "/" + testenv.UniqueName("rt")
 	e.AddUser(t, "ratchet", "s3cret", prefix)
@@ -44,5 +44,25 @@ func TestV3OverTLSWithAuth(t *testing.T) {
 	_, err = s2.Put(ctx, "/elsewhere/x", []byte("1"))
 	if !errors.Is(err, ErrAuth) || !strings.Contains(err.Error(), "permission denied") {
 		t.Fatalf("write outside the granted prefix: %v; want ErrAuth, permission denied", err)
+	}
+
+	v2 := cfg
+	v2.API, v2.Username, v2.Password = APIv2, "", ""
+	s4 := newStore(t, v2)
+	_, err = s4.Create(ctx, k.Pod("v2", "a"), []byte("1"), 0)
+	mustOK(t, "v2 create over TLS", err)
+
+	for _, api := range apis {
+		noCert := cfg
+		noCert.API, noCert.Cert, noCert.Key, noCert.Timeout = api, "", "", 500*time.Millisecond
+		s3, err := New(noCert)
+		if err == nil {
+			t.Cleanup(func() { s3.Close() })
+			err = s3.Ping(ctx)
+		}
+		if err == nil || errors.Is(err, ErrUnavailable) || !strings.Contains(err.Error(), "TLS failure") {
+			t.Fatalf("%s without a client certificate: %v; want a TLS failure, not ErrUnavailable", api, err)
+		}
+		t.Log(err)
 	}
 }

@@ -2,12 +2,12 @@ package store
 
 import (
 	"context"
-	"crypto/tls"
 	"errors"
 	"fmt"
 	"net"
 	"net/http"
 	"sort"
+	"sync"
 	"time"
 
 	client "go.etcd.io/etcd/client/v2"
@@ -19,9 +19,11 @@ type v2Store struct {
 	cfg  Config
 	kapi client.KeysAPI
 	tr   *http.Transport
-	// ctx ends when the store is closed; watches derive from it.
-	ctx    context.Context
-	cancel context.CancelFunc
+	// ctx ends when the store is closed; watches derive from it and
+	// Close waits for them (watches) before closing idle connections.
+	ctx     context.Context
+	cancel  context.CancelFunc
+	watches sync.WaitGroup
 }
 
 var _ Store = (*v2Store)(nil)
@@ -73,10 +75,13 @@ func (s *v2Store) mapErr(err error) error {
 	case errors.Is(err, client.ErrInvalidJSON):
 		return s.notServed()
 	case errors.As(err, &ce):
-		if tlsErr := clusterTLSError(ce); tlsErr != nil {
-			return fmt.Errorf("etcd at %v: TLS: %w", s.cfg.Endpoints, tlsErr)
+		cause := errors.Join(ce.Errors...)
+		if isTLSProblem(cause) {
+			return tlsFailure(s.cfg.Endpoints, cause)
 		}
-		return unavailable(s.cfg.Endpoints, errors.Join(ce.Errors...))
+		return unavailable(s.cfg.Endpoints, cause)
+	case isTLSProblem(err):
+		return tlsFailure(s.cfg.Endpoints, err)
 	}
 	var ne net.Error
 	if errors.Is(err, context.DeadlineExceeded) || errors.As(err, &ne) ||
@@ -93,23 +98,10 @@ func (s *v2Store) notServed() error {
 	ctx, cancel := context.WithTimeout(context.Background(), s.cfg.Timeout)
 	defer cancel()
 	detail := ""
-	if v := serverVersion(ctx, s.tr, s.cfg.Endpoints[0]); v != "" {
+	if v, _ := serverVersion(ctx, s.tr, s.cfg.Endpoints[0]); v != "" {
 		detail = "etcd " + v
 	}
 	return apiNotServed(s.cfg.Endpoints, APIv2, detail)
-}
-
-// clusterTLSError returns the first certificate error among the per-endpoint
-// errors: a configuration problem, not an outage.
-func clusterTLSError(ce *client.ClusterError) error {
-	for _, e := range ce.Errors {
-		var cv *tls.CertificateVerificationError
-		var rh tls.RecordHeaderError
-		if errors.As(e, &cv) || errors.As(e, &rh) {
-			return e
-		}
-	}
-	return nil
 }
 
 func (s *v2Store) wrap(op, key string, err error) error {
@@ -261,6 +253,7 @@ func (s *v2Store) Ping(ctx context.Context) error {
 // Close implements Store: watches end and idle connections close.
 func (s *v2Store) Close() error {
 	s.cancel()
+	s.watches.Wait()
 	s.tr.CloseIdleConnections()
 	return nil
 }

@@ -39,7 +39,9 @@ func (s *v2Store) Watch(ctx context.Context, dir string, afterRev int64) <-chan 
 	// List now, so that afterRev 0 means from this call on; when etcd is
 	// unreachable, run retries and starts from when it is reached.
 	w.listed = w.list(ctx) == nil
+	s.watches.Add(1)
 	go func() {
+		defer s.watches.Done()
 		defer close(out)
 		defer cancel()
 		defer stop()
@@ -74,7 +76,8 @@ func (w *v2Watch) run(ctx context.Context, afterRev int64) error {
 	}
 	watcher := w.s.kapi.Watcher(w.dir, &client.WatcherOptions{AfterIndex: uint64(idx), Recursive: true})
 	delay := watchRetryMin
-	for {
+	// The v2 client starts a request even on an ended context.
+	for ctx.Err() == nil {
 		// Bound each long poll: a stopped or partitioned etcd may leave it
 		// open without an error; a fresh poll keeps the wait index.
 		pctx, pcancel := context.WithTimeout(ctx, w.s.pollTimeout())
@@ -103,6 +106,7 @@ func (w *v2Watch) run(ctx context.Context, afterRev int64) error {
 			}
 		}
 	}
+	return nil
 }
 
 // retryable returns nil for an error the watch rides out (etcd down or
@@ -135,7 +139,7 @@ func (w *v2Watch) list(ctx context.Context) error {
 // prime lists unless Watch did, retrying while etcd is unavailable.
 func (w *v2Watch) prime(ctx context.Context) error {
 	delay := watchRetryMin
-	for !w.listed {
+	for !w.listed && ctx.Err() == nil {
 		err := w.list(ctx)
 		if err == nil {
 			break

@@ -91,8 +91,8 @@ func (s *v3Store) mapErr(err error) error {
 	return err
 }
 
-// probe asks /version, once per store, whether the endpoint that does not
-// answer gRPC is an etcd 2 (v2 API only).
+// probe asks /version, once per store, why an endpoint does not answer
+// gRPC: it is an etcd 2 (v2 API only), or TLS fails. nil: it is just down.
 func (s *v3Store) probe() error {
 	s.probeOnce.Do(func() {
 		wait := min(s.cfg.Timeout/2, time.Second)
@@ -101,10 +101,14 @@ func (s *v3Store) probe() error {
 				ep = "http://" + ep
 			}
 			ctx, cancel := context.WithTimeout(context.Background(), wait)
-			v := serverVersion(ctx, s.tr, ep)
+			v, err := serverVersion(ctx, s.tr, ep)
 			cancel()
-			if strings.HasPrefix(v, "2.") {
+			switch {
+			case strings.HasPrefix(v, "2."):
 				s.probeErr = apiNotServed(s.cfg.Endpoints, APIv3, "etcd "+v)
+				return
+			case isTLSProblem(err):
+				s.probeErr = tlsFailure(s.cfg.Endpoints, err)
 				return
 			}
 		}

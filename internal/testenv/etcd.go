@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"net"
 	"net/url"
+	"strings"
 	"testing"
 	"time"
 
@@ -25,17 +26,21 @@ type Etcd struct {
 // StartEtcd starts an embedded etcd and stops it when the test ends.
 func StartEtcd(t testing.TB) *Etcd {
 	t.Helper()
-	e := &Etcd{
-		t:       t,
-		dir:     t.TempDir(),
-		URL:     "http://" + freeAddr(t),
-		peerURL: "http://" + freeAddr(t),
+	e := &Etcd{t: t, dir: t.TempDir()}
+	// A port found free can be taken before etcd binds it: try fresh ports.
+	var err error
+	for range 5 {
+		e.URL, e.peerURL = "http://"+freeAddr(t), "http://"+freeAddr(t)
+		if err = e.start(); err == nil {
+			t.Cleanup(e.Stop)
+			return e
+		}
+		if !strings.Contains(err.Error(), "address already in use") {
+			break
+		}
 	}
-	if err := e.start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(e.Stop)
-	return e
+	t.Fatal(err)
+	return nil
 }
 
 func (e *Etcd) start() error {

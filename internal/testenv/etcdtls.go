@@ -14,6 +14,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -24,8 +25,8 @@ import (
 )
 
 // EtcdTLS is an embedded single-node etcd that serves clients over mutual
-// TLS only and has authentication enabled, with a root user. Make users for
-// a test with AddUser.
+// TLS only and has v3 authentication enabled, with a root user (the v2 API
+// is served too, without auth). Make users for a test with AddUser.
 type EtcdTLS struct {
 	// URL is the https client URL.
 	URL string
@@ -35,8 +36,6 @@ type EtcdTLS struct {
 	CA, Cert, Key string
 	// RootPassword is the password of the "root" user.
 	RootPassword string
-
-	srv *embed.Etcd
 }
 
 // StartEtcdTLS generates a CA, a server certificate for 127.0.0.1 and a
@@ -45,23 +44,21 @@ type EtcdTLS struct {
 func StartEtcdTLS(t testing.TB) *EtcdTLS {
 	t.Helper()
 	dir := t.TempDir()
-	e := &EtcdTLS{URL: "https://" + freeAddr(t), RootPassword: UniqueName("root-")}
+	e := &EtcdTLS{RootPassword: UniqueName("root-")}
 	var err error
 	if e.CA, e.Cert, e.Key, err = writeTestPKI(dir); err != nil {
 		t.Fatalf("test PKI: %v", err)
 	}
-	cfg := embedConfig(t, dir, e.URL)
-	cfg.ClientTLSInfo = transport.TLSInfo{
-		CertFile:       filepath.Join(dir, "server.pem"),
-		KeyFile:        filepath.Join(dir, "server-key.pem"),
-		TrustedCAFile:  e.CA,
-		ClientCertAuth: true,
-	}
-	cfg.BcryptCost = 4 // bcrypt.MinCost: keep Authenticate fast in tests
-	if e.srv, err = startEmbedded(cfg); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(e.srv.Close)
+	_, e.URL = startOnFreePorts(t, dir, "https", func(cfg *embed.Config) {
+		cfg.ClientTLSInfo = transport.TLSInfo{
+			CertFile:       filepath.Join(dir, "server.pem"),
+			KeyFile:        filepath.Join(dir, "server-key.pem"),
+			TrustedCAFile:  e.CA,
+			ClientCertAuth: true,
+		}
+		cfg.BcryptCost = 4  // bcrypt.MinCost: keep Authenticate fast in tests
+		cfg.EnableV2 = true // v2 keys over TLS; v3 auth does not cover v2
+	})
 	e.enableAuth(t)
 	return e
 }
@@ -76,15 +73,8 @@ type EtcdV3Only struct {
 // when the test ends.
 func StartEtcdV3Only(t testing.TB) *EtcdV3Only {
 	t.Helper()
-	e := &EtcdV3Only{URL: "http://" + freeAddr(t)}
-	cfg := embedConfig(t, t.TempDir(), e.URL)
-	cfg.EnableV2 = false
-	srv, err := startEmbedded(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(srv.Close)
-	return e
+	_, url := startOnFreePorts(t, t.TempDir(), "http", func(cfg *embed.Config) { cfg.EnableV2 = false })
+	return &EtcdV3Only{URL: url}
 }
 
 // Client returns a v3 client over TLS authenticated as user, closed when
@@ -147,9 +137,30 @@ func (e *EtcdTLS) enableAuth(t testing.TB) {
 	}
 }
 
+// startOnFreePorts starts a single-node etcd with its data in dir, clients
+// on scheme://127.0.0.1:<free port>, configured further by tune, and stops
+// it when the test ends. A free port can be taken between the probe and the
+// bind (by any process's outgoing connection), so that is tried again.
+func startOnFreePorts(t testing.TB, dir, scheme string, tune func(*embed.Config)) (*embed.Etcd, string) {
+	t.Helper()
+	for attempt := 1; ; attempt++ {
+		clientURL := scheme + "://" + freeAddr(t)
+		cfg := embedConfig(t, filepath.Join(dir, fmt.Sprint("data", attempt)), clientURL)
+		tune(cfg)
+		srv, err := startEmbedded(cfg)
+		if err == nil {
+			t.Cleanup(srv.Close)
+			return srv, clientURL
+		}
+		if attempt == 3 || !strings.Contains(err.Error(), "address already in use") {
+			t.Fatal(err)
+		}
+	}
+}
+
 // embedConfig is the single-node configuration of the embedded servers of
-// this file: data in dir, clients on clientURL, peers on a free port.
-func embedConfig(t testing.TB, dir, clientURL string) *embed.Config {
+// this file: data in dataDir, clients on clientURL, peers on a free port.
+func embedConfig(t testing.TB, dataDir, clientURL string) *embed.Config {
 	t.Helper()
 	client, err := url.Parse(clientURL)
 	if err != nil {
@@ -161,7 +172,7 @@ func embedConfig(t testing.TB, dir, clientURL string) *embed.Config {
 	}
 	cfg := embed.NewConfig()
 	cfg.Name = "ratchet-test"
-	cfg.Dir = filepath.Join(dir, "data")
+	cfg.Dir = dataDir
 	cfg.LogLevel = "error"
 	cfg.Logger = "zap"
 	cfg.ListenClientUrls = []url.URL{*client}
