@@ -4,7 +4,7 @@ BIN     := $(CURDIR)/bin
 PKGS    := ./...
 # Fuzz targets run by `make fuzz` (package:target), each for FUZZTIME.
 FUZZTIME ?= 10s
-FUZZ    := ./internal/config:FuzzLoad ./internal/metadata:FuzzParse
+FUZZ    := ./internal/config:FuzzLoad ./internal/metadata:FuzzParse ./internal/metadata:FuzzParseLabelFile ./internal/announce:FuzzTopology ./internal/store:FuzzLinkID
 
 .PHONY: all build test test-short lint fuzz bench demo clean
 

@@ -1,14 +1,13 @@
 package testenv
 
 import (
-	"fmt"
 	"net"
-	"net/url"
 	"strings"
 	"testing"
-	"time"
 
 	"go.etcd.io/etcd/server/v3/embed"
+
+	"github.com/ratchet-cni/ratchet/internal/etcdembed"
 )
 
 // Etcd is an embedded single-node etcd (v2 and v3 APIs) on free loopback
@@ -44,34 +43,9 @@ func StartEtcd(t testing.TB) *Etcd {
 }
 
 func (e *Etcd) start() error {
-	cfg := embed.NewConfig()
-	cfg.Name = "ratchet-test"
-	cfg.Dir = e.dir
-	cfg.EnableV2 = true
-	cfg.LogLevel = "error"
-	cfg.Logger = "zap"
-	client, err := url.Parse(e.URL)
+	srv, err := etcdembed.Start("ratchet-test", e.dir, e.URL, e.peerURL)
 	if err != nil {
 		return err
-	}
-	peer, err := url.Parse(e.peerURL)
-	if err != nil {
-		return err
-	}
-	cfg.ListenClientUrls = []url.URL{*client}
-	cfg.AdvertiseClientUrls = []url.URL{*client}
-	cfg.ListenPeerUrls = []url.URL{*peer}
-	cfg.AdvertisePeerUrls = []url.URL{*peer}
-	cfg.InitialCluster = cfg.Name + "=" + peer.String()
-	srv, err := embed.StartEtcd(cfg)
-	if err != nil {
-		return fmt.Errorf("start embedded etcd: %w", err)
-	}
-	select {
-	case <-srv.Server.ReadyNotify():
-	case <-time.After(20 * time.Second):
-		srv.Close()
-		return fmt.Errorf("embedded etcd not ready after 20s")
 	}
 	e.srv = srv
 	return nil

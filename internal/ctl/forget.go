@@ -1,0 +1,236 @@
+package ctl
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"strconv"
+	"time"
+
+	"github.com/containernetworking/plugins/pkg/ns"
+
+	"github.com/ratchet-cni/ratchet/internal/store"
+)
+
+// maxRetries bounds the compare-and-swap loops on one record.
+const maxRetries = 20
+
+// remover removes pods' records with the semantics of the plugin's DEL,
+// records only (no netlink, nothing happens in any netns): the pod record,
+// the completer lock, and each link of the pod back to pending, or deleted
+// with its VNI when the peer has no record either. Every removal is
+// printed; with dryRun nothing is written.
+type remover struct {
+	kv     store.Store
+	k      store.Keys
+	dryRun bool
+	out    io.Writer
+}
+
+func (r *remover) say(format string, a ...any) {
+	if r.dryRun {
+		format = "would " + format
+	}
+	fmt.Fprintf(r.out, format+"\n", a...)
+}
+
+// forgetPod removes the records of pod ns/name. version > 0 removes the pod
+// record only while it is at that version (gc: not a newer incarnation).
+// withAnnounce also removes the announced record.
+func (r *remover) forgetPod(ctx context.Context, ns, name string, version int64, withAnnounce bool) error {
+	key := r.k.Pod(ns, name)
+	rec, ver, err := store.GetPod(ctx, r.kv, r.k, ns, name)
+	switch {
+	case errors.Is(err, store.ErrNotFound):
+	case err != nil:
+		return fmt.Errorf("read the record of %s/%s: %w", ns, name, err)
+	case version > 0 && ver != version:
+		r.say("keep %s/%s: its record changed meanwhile (re-created?)", ns, name)
+		return nil
+	default:
+		if err := r.delete(ctx, key, ver); err != nil {
+			return fmt.Errorf("delete the record of %s/%s: %w", ns, name, err)
+		}
+		r.say("delete pod record %s (container %s on %s)", key, shortID(rec.ContainerID), rec.Host)
+	}
+	if err := r.deleteIfPresent(ctx, r.k.Completer(ns, name), "completer lock"); err != nil {
+		return err
+	}
+	if withAnnounce {
+		if err := r.deleteIfPresent(ctx, r.k.Announce(ns, name), "announced record"); err != nil {
+			return err
+		}
+	}
+	return r.releaseLinks(ctx, ns, name)
+}
+
+// delete removes key at version unless this is a dry run.
+func (r *remover) delete(ctx context.Context, key string, version int64) error {
+	if r.dryRun {
+		return nil
+	}
+	err := r.kv.Delete(ctx, key, version)
+	if errors.Is(err, store.ErrNotFound) {
+		return nil
+	}
+	return err
+}
+
+// deleteIfPresent removes key, saying so when it was there.
+func (r *remover) deleteIfPresent(ctx context.Context, key, what string) error {
+	kv, err := r.kv.Get(ctx, key)
+	if errors.Is(err, store.ErrNotFound) {
+		return nil
+	}
+	if err == nil {
+		err = r.delete(ctx, key, kv.Version)
+	}
+	if err != nil {
+		return fmt.Errorf("delete %s %s: %w", what, key, err)
+	}
+	r.say("delete %s %s", what, key)
+	return nil
+}
+
+// releaseLinks releases every link with an end on pod.
+func (r *remover) releaseLinks(ctx context.Context, ns, pod string) error {
+	links, _, err := store.ListLinks(ctx, r.kv, r.k, ns)
+	if err != nil {
+		return fmt.Errorf("list the links of %s: %w", ns, err)
+	}
+	var errs []error
+	for _, e := range links {
+		if e.Value.A.Pod == pod || e.Value.B.Pod == pod {
+			if err := r.releaseLink(ctx, ns, e.Value.ID, pod); err != nil {
+				errs = append(errs, fmt.Errorf("release link %s: %w", e.Value.ID, err))
+			}
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// releaseLink hands a link back after pod went away: pending for the peer
+// to be paired again, or deleted with its VNI when the peer has no record.
+func (r *remover) releaseLink(ctx context.Context, ns, id, pod string) error {
+	rec, err := r.markPending(ctx, ns, id, pod)
+	if errors.Is(err, store.ErrNotFound) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	peer := rec.A.Pod
+	if peer == pod {
+		peer = rec.B.Pod
+	}
+	_, _, err = store.GetPod(ctx, r.kv, r.k, ns, peer)
+	if err == nil {
+		r.say("set link %s pending (%s has gone, %s waits)", id, pod, peer)
+		return nil
+	}
+	if !errors.Is(err, store.ErrNotFound) {
+		return err
+	}
+	if err := r.delete(ctx, r.k.Link(ns, id), 0); err != nil {
+		return err
+	}
+	r.say("delete link %s (neither %s nor %s has a record)", id, pod, peer)
+	if rec.VNI == 0 || r.dryRun {
+		return nil
+	}
+	return store.ReleaseVNI(ctx, r.kv, r.k, rec.VNI, r.k.Link(ns, id))
+}
+
+// markPending sets pod's end of a link down and the link pending, as the
+// plugin's DEL does (a veth takes the peer's end with it).
+func (r *remover) markPending(ctx context.Context, ns, id, pod string) (store.LinkRecord, error) {
+	for range maxRetries {
+		rec, ver, err := store.GetLink(ctx, r.kv, r.k, ns, id)
+		if err != nil || r.dryRun {
+			return rec, err
+		}
+		mine, theirs := &rec.A, &rec.B
+		if rec.B.Pod == pod {
+			mine, theirs = &rec.B, &rec.A
+		}
+		mine.Up, mine.ContainerID, mine.Remote = false, "", ""
+		if rec.VNI == 0 {
+			theirs.Up = false
+		}
+		rec.State, rec.Reason, rec.Builder = store.LinkPending, "", ""
+		rec.Updated = time.Now().UTC()
+		_, err = store.UpdateJSON(ctx, r.kv, r.k.Link(ns, id), rec, ver)
+		if !errors.Is(err, store.ErrConflict) {
+			return rec, err
+		}
+	}
+	return store.LinkRecord{}, fmt.Errorf("link %s: %w %d times", id, store.ErrConflict, maxRetries)
+}
+
+// gc removes the records of host's pods whose netns no longer exists (the
+// container is gone), and the completer locks of host whose process is gone
+// and whose container is not the pod's current one (a lock of the current
+// container expires by itself). Announced records stay: they describe pods
+// that may come back. It returns how many pods and locks it collected.
+func (r *remover) gc(ctx context.Context, namespace, host string) (int, error) {
+	pods, _, err := store.ListPods(ctx, r.kv, r.k, namespace)
+	if err != nil {
+		return 0, fmt.Errorf("list pods: %w", err)
+	}
+	n := 0
+	var errs []error
+	for _, e := range pods {
+		p := e.Value
+		if p.Host != host || !netnsGone(p.Netns) {
+			continue
+		}
+		r.say("collect %s/%s: container %s, netns %s is gone", p.Namespace, p.Name, shortID(p.ContainerID), p.Netns)
+		if err := r.forgetPod(ctx, p.Namespace, p.Name, e.Version, false); err != nil {
+			errs = append(errs, err)
+		}
+		n++
+	}
+	locks, _, err := store.ListJSON[store.CompleterRecord](ctx, r.kv, r.k.Completers(namespace))
+	if err != nil {
+		return n, errors.Join(append(errs, fmt.Errorf("list completer locks: %w", err))...)
+	}
+	current := map[string]string{}
+	for _, e := range pods {
+		current[e.Value.Namespace+"/"+e.Value.Name] = e.Value.ContainerID
+	}
+	for _, e := range locks {
+		c := e.Value
+		ns, name := announcedName(e.Key)
+		if c.Host != host || c.PID <= 0 || processAlive(c.PID) || current[ns+"/"+name] == c.ContainerID {
+			continue
+		}
+		if err := r.delete(ctx, e.Key, e.Version); err != nil && !errors.Is(err, store.ErrConflict) {
+			errs = append(errs, fmt.Errorf("delete completer lock %s: %w", e.Key, err))
+			continue
+		}
+		r.say("delete completer lock %s (process %d is gone)", e.Key, c.PID)
+		n++
+	}
+	return n, errors.Join(errs...)
+}
+
+// netnsGone reports whether a recorded netns path no longer names a
+// network namespace (deleted, unmounted, or its process exited). An empty
+// path is never gone: nothing is known.
+func netnsGone(path string) bool {
+	if path == "" {
+		return false
+	}
+	err := ns.IsNSorErr(path)
+	var notExist ns.NSPathNotExistErr
+	var notNS ns.NSPathNotNSErr
+	return errors.As(err, &notExist) || errors.As(err, &notNS)
+}
+
+// processAlive reports whether /proc/<pid> exists.
+func processAlive(pid int) bool {
+	_, err := os.Stat("/proc/" + strconv.Itoa(pid))
+	return err == nil
+}

@@ -1,0 +1,107 @@
+// Package nsproxy makes a TCP service of the caller's network namespace
+// reachable from inside another one: it listens on loopback inside the
+// target netns and relays each connection to the service. ratchet's tests
+// and demo use it to let plugins running in simulated hosts reach etcd.
+package nsproxy
+
+import (
+	"fmt"
+	"io"
+	"net"
+	"sync"
+	"sync/atomic"
+
+	"github.com/containernetworking/plugins/pkg/ns"
+)
+
+// Proxy relays connections from a loopback address inside a netns to a
+// target in the caller's netns.
+type Proxy struct {
+	// Addr is the listening host:port inside the netns.
+	Addr string
+	// Conns counts the connections accepted so far.
+	Conns atomic.Int64
+
+	l     net.Listener
+	wg    sync.WaitGroup
+	mu    sync.Mutex
+	conns map[net.Conn]bool
+}
+
+// Start listens on 127.0.0.1 (a free port) inside the netns at nsPath and
+// relays every connection to target.
+func Start(nsPath, target string) (*Proxy, error) {
+	p := &Proxy{conns: map[net.Conn]bool{}}
+	err := ns.WithNetNSPath(nsPath, func(ns.NetNS) error {
+		var err error
+		p.l, err = net.Listen("tcp", "127.0.0.1:0")
+		return err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("listen in netns %s: %w", nsPath, err)
+	}
+	p.Addr = p.l.Addr().String()
+	p.wg.Add(1)
+	go p.accept(target)
+	return p, nil
+}
+
+func (p *Proxy) accept(target string) {
+	defer p.wg.Done()
+	for {
+		c, err := p.l.Accept()
+		if err != nil {
+			return
+		}
+		p.Conns.Add(1)
+		p.wg.Add(1)
+		go func() {
+			defer p.wg.Done()
+			Relay(c, target, p.track)
+		}()
+	}
+}
+
+func (p *Proxy) track(c net.Conn, on bool) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if on {
+		p.conns[c] = true
+	} else {
+		delete(p.conns, c)
+	}
+}
+
+// Relay copies between c and a new connection to target until either side
+// closes; track (may be nil) is told of both connections while they are
+// open, so that they can be cut.
+func Relay(c net.Conn, target string, track func(net.Conn, bool)) {
+	defer c.Close()
+	up, err := net.Dial("tcp", target)
+	if err != nil {
+		return
+	}
+	defer up.Close()
+	if track != nil {
+		track(c, true)
+		track(up, true)
+		defer track(c, false)
+		defer track(up, false)
+	}
+	done := make(chan struct{}, 2)
+	go func() { _, _ = io.Copy(up, c); up.Close(); done <- struct{}{} }()
+	go func() { _, _ = io.Copy(c, up); c.Close(); done <- struct{}{} }()
+	<-done
+	<-done
+}
+
+// Close stops listening, cuts the open connections and waits for the relays.
+func (p *Proxy) Close() {
+	p.l.Close()
+	p.mu.Lock()
+	for c := range p.conns {
+		c.Close()
+	}
+	p.mu.Unlock()
+	p.wg.Wait()
+}
