@@ -36,7 +36,7 @@ bench:
 	$(GO) test -run XXX -bench . -benchtime 200x ./internal/wiring
 
 demo: build
-	@if [ -x scripts/demo.sh ]; then scripts/demo.sh; else echo "demo: not yet available (see issues)"; exit 1; fi
+	$(GO) run ./scripts/demo
 
 clean:
 	rm -rf $(BIN)

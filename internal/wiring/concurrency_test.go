@@ -89,7 +89,7 @@ const (
 func TestHelperProcessWiresPairs(t *testing.T) {
 	na, nb := os.Getenv(helperEnvA), os.Getenv(helperEnvB)
 	if na == "" || nb == "" {
-		t.Skip("helper process only")
+		return // not a helper process: nothing to do (as os/exec's TestHelperProcess)
 	}
 	first, err := strconv.Atoi(os.Getenv(helperEnvFirst))
 	if err != nil {
