@@ -2,6 +2,7 @@ package command
 
 import (
 	"errors"
+	"fmt"
 
 	"github.com/containernetworking/cni/pkg/types"
 
@@ -33,7 +34,12 @@ func toCNIError(err error) *types.Error {
 	var derr *delegation.Error
 	var terr *types.Error
 	if errors.As(err, &derr) && errors.As(derr.Err, &terr) {
-		return types.NewError(terr.Code, err.Error(), terr.Details)
+		msg := err.Error()
+		if err == error(derr) {
+			// One delegate failed: its details go in Details, not twice.
+			msg = fmt.Sprintf("delegate %d (%s on %s) %s: %s", derr.Index, derr.Type, derr.IfName, derr.Op, terr.Msg)
+		}
+		return types.NewError(terr.Code, msg, terr.Details)
 	}
 	if errors.As(err, &terr) {
 		return types.NewError(terr.Code, err.Error(), terr.Details)

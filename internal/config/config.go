@@ -231,9 +231,16 @@ func (c *NetConf) MasterIndex() int {
 // the runtime's interface name: the master gets masterIfName, the others
 // net1, net2, … in order.
 func (c *NetConf) PrepDelegates(masterIfName string) []Delegate {
-	out := make([]Delegate, len(c.delegates))
+	return NameDelegates(c.delegates, masterIfName)
+}
+
+// NameDelegates sets each delegate's IfName for the runtime's interface
+// name: the master gets masterIfName, the others net1, net2, … in order,
+// skipping masterIfName if it is one of those. It returns a copy.
+func NameDelegates(ds []Delegate, masterIfName string) []Delegate {
+	out := make([]Delegate, len(ds))
 	n := 0
-	for i, d := range c.delegates {
+	for i, d := range ds {
 		if d.Master {
 			d.IfName = masterIfName
 		} else {

@@ -55,7 +55,7 @@ func (r *Runner) gcDelegates(ctx context.Context, valid []types.GCAttachment, de
 		}
 		own := make([]types.GCAttachment, 0, len(valid))
 		for _, v := range valid {
-			own = append(own, types.GCAttachment{ContainerID: v.ContainerID, IfName: r.delegateIfName(v, i, d)})
+			own = append(own, types.GCAttachment{ContainerID: v.ContainerID, IfName: r.delegateIfName(v, i, delegates)})
 		}
 		conf, err := withValidAttachments(d.Conf, own)
 		if err == nil {
@@ -70,14 +70,11 @@ func (r *Runner) gcDelegates(ctx context.Context, valid []types.GCAttachment, de
 
 // delegateIfName is the interface delegate i got for a valid attachment:
 // from its cache when there is one, else from the current config.
-func (r *Runner) delegateIfName(v types.GCAttachment, i int, d config.Delegate) string {
+func (r *Runner) delegateIfName(v types.GCAttachment, i int, delegates []config.Delegate) string {
 	if c, err := r.ReadCache(v.ContainerID, v.IfName); err == nil && i < len(c.Delegates) {
 		return c.Delegates[i].IfName
 	}
-	if d.Master {
-		return v.IfName
-	}
-	return d.IfName
+	return config.NameDelegates(delegates, v.IfName)[i].IfName
 }
 
 func withValidAttachments(conf []byte, valid []types.GCAttachment) ([]byte, error) {

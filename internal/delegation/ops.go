@@ -29,11 +29,13 @@ func (r *Runner) Add(ctx context.Context, att Attachment, cniVersion string, del
 		var res types.Result
 		if err := r.call(ctx, "ADD", att, d, d.Conf, &res); err != nil {
 			addErr := &Error{Index: i, Type: d.Type, IfName: d.IfName, Op: "ADD", Err: err}
+			cache.Results = results
 			return nil, r.rollback(ctx, att, cache, i, addErr)
 		}
 		raw, err := json.Marshal(res)
 		if err != nil {
 			addErr := &Error{Index: i, Type: d.Type, IfName: d.IfName, Op: "ADD", Err: fmt.Errorf("encode result: %w", err)}
+			cache.Results = results
 			return nil, r.rollback(ctx, att, cache, i+1, addErr)
 		}
 		results = append(results, raw)
@@ -58,9 +60,7 @@ func (r *Runner) Add(ctx context.Context, att Attachment, cniVersion string, del
 func (r *Runner) rollback(ctx context.Context, att Attachment, cache *Cache, n int, cause error) error {
 	partial := *cache
 	partial.Delegates = cache.Delegates[:n]
-	if n > len(partial.Results) {
-		partial.Results = nil
-	}
+	partial.Results = cache.Results[:min(n, len(cache.Results))]
 	if err := r.delAll(ctx, att, &partial); err != nil {
 		r.log().Error("rollback left delegates behind", "container", att.ContainerID, "err", err)
 		return errors.Join(cause, fmt.Errorf("rollback: %w", err))

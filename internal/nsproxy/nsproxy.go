@@ -5,6 +5,7 @@
 package nsproxy
 
 import (
+	"context"
 	"fmt"
 	"io"
 	"net"
@@ -22,16 +23,19 @@ type Proxy struct {
 	// Conns counts the connections accepted so far.
 	Conns atomic.Int64
 
-	l     net.Listener
-	wg    sync.WaitGroup
-	mu    sync.Mutex
-	conns map[net.Conn]bool
+	l      net.Listener
+	ctx    context.Context
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+	mu     sync.Mutex
+	conns  map[net.Conn]bool
 }
 
 // Start listens on 127.0.0.1 (a free port) inside the netns at nsPath and
 // relays every connection to target.
 func Start(nsPath, target string) (*Proxy, error) {
 	p := &Proxy{conns: map[net.Conn]bool{}}
+	p.ctx, p.cancel = context.WithCancel(context.Background())
 	err := ns.WithNetNSPath(nsPath, func(ns.NetNS) error {
 		var err error
 		p.l, err = net.Listen("tcp", "127.0.0.1:0")
@@ -55,9 +59,11 @@ func (p *Proxy) accept(target string) {
 		}
 		p.Conns.Add(1)
 		p.wg.Add(1)
+		p.track(c, true)
 		go func() {
 			defer p.wg.Done()
-			Relay(c, target, p.track)
+			defer p.track(c, false)
+			relay(p.ctx, c, target, p.track)
 		}()
 	}
 }
@@ -76,8 +82,13 @@ func (p *Proxy) track(c net.Conn, on bool) {
 // closes; track (may be nil) is told of both connections while they are
 // open, so that they can be cut.
 func Relay(c net.Conn, target string, track func(net.Conn, bool)) {
+	relay(context.Background(), c, target, track)
+}
+
+func relay(ctx context.Context, c net.Conn, target string, track func(net.Conn, bool)) {
 	defer c.Close()
-	up, err := net.Dial("tcp", target)
+	var d net.Dialer
+	up, err := d.DialContext(ctx, "tcp", target)
 	if err != nil {
 		return
 	}
@@ -97,6 +108,7 @@ func Relay(c net.Conn, target string, track func(net.Conn, bool)) {
 
 // Close stops listening, cuts the open connections and waits for the relays.
 func (p *Proxy) Close() {
+	p.cancel()
 	p.l.Close()
 	p.mu.Lock()
 	for c := range p.conns {

@@ -108,7 +108,13 @@ func (m *Manager) Complete(ctx context.Context, job *Job) error {
 	if err != nil {
 		return err
 	}
-	lockVer, ok, err := m.lock(ctx, kv, job)
+	var lockVer int64
+	var ok bool
+	err = retryUnavailable(ctx, func() error {
+		var err error
+		lockVer, ok, err = m.lock(ctx, kv, job)
+		return err
+	})
 	if err != nil || !ok {
 		return err
 	}
@@ -135,7 +141,7 @@ func (c *completion) run(ctx context.Context) error {
 			c.stop()
 		}
 	}()
-	if err := c.resync(ctx); err != nil {
+	if err := retryUnavailable(ctx, func() error { return c.resync(ctx) }); err != nil {
 		return err
 	}
 	for {
@@ -197,7 +203,7 @@ func (c *completion) wait(ctx context.Context, after time.Duration) error {
 			if ctx.Err() != nil {
 				return ctx.Err()
 			}
-			return c.resync(ctx)
+			return retryUnavailable(ctx, func() error { return c.resync(ctx) })
 		}
 		return c.handle(ctx, ev, true)
 	case <-timer.C:
@@ -213,7 +219,7 @@ func (c *completion) handle(ctx context.Context, ev store.Event, drain bool) err
 	for {
 		switch {
 		case ev.Err != nil:
-			return c.resync(ctx)
+			return retryUnavailable(ctx, func() error { return c.resync(ctx) })
 		case strings.HasPrefix(ev.KV.Key, announces):
 			if me, ok := c.me(); ok {
 				if err := c.m.ensureLinks(ctx, c.kv, c.v, c.m.wantedLinks(ctx, c.kv, &me.Pod)); err != nil {
@@ -364,4 +370,23 @@ func RunCompleter(jobFile string) int {
 	}
 	log.Info("completer done", "took", time.Since(start))
 	return 0
+}
+
+// retryUnavailable runs fn until it succeeds or fails for another reason
+// than etcd being unavailable, backing off up to 2s between tries, for as
+// long as ctx lasts: a completer outlives an etcd restart.
+func retryUnavailable(ctx context.Context, fn func() error) error {
+	delay := 100 * time.Millisecond
+	for {
+		err := fn()
+		if err == nil || !errors.Is(err, store.ErrUnavailable) {
+			return err
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("%w (gave up: %w)", err, ctx.Err())
+		case <-time.After(delay):
+		}
+		delay = min(2*delay, 2*time.Second)
+	}
 }

@@ -10,6 +10,7 @@ import (
 	"github.com/containernetworking/cni/pkg/types"
 
 	"github.com/ratchet-cni/ratchet/internal/config"
+	"github.com/ratchet-cni/ratchet/internal/metadata"
 	"github.com/ratchet-cni/ratchet/internal/store"
 	"github.com/ratchet-cni/ratchet/internal/wiring"
 )
@@ -19,11 +20,8 @@ import (
 // that does not touch etcd.
 func (m *Manager) Del(ctx context.Context, req *Request) error {
 	st, ok := m.readLocal(req.ContainerID)
-	if !ok {
-		return nil
-	}
-	if req.NetNS != "" {
-		st.NetNS = req.NetNS
+	if !ok && !m.hasLocal(req.ContainerID) {
+		return nil // never paired on this host
 	}
 	kv, err := m.store()
 	if err != nil {
@@ -31,7 +29,51 @@ func (m *Manager) Del(ctx context.Context, req *Request) error {
 	}
 	ctx, cancel := m.opContext(ctx)
 	defer cancel()
+	if !ok {
+		// The state file is corrupt: find the pod by its container ID.
+		if st, ok, err = m.findByContainer(ctx, kv, req); err != nil {
+			return classify(err)
+		}
+		if !ok {
+			m.log.Warn("corrupt pairing state and no record of the container; removing the state")
+			return classify(errors.Join(m.removeLocal(req.ContainerID), m.removeJob(req.ContainerID)))
+		}
+	}
+	if req.NetNS != "" {
+		st.NetNS = req.NetNS
+	}
 	return classify(m.teardown(ctx, kv, st))
+}
+
+// findByContainer finds the pod record of a container: the pod named in
+// CNI_ARGS if it is this container's, else by a scan of the pod records.
+func (m *Manager) findByContainer(ctx context.Context, kv store.Store, req *Request) (localState, bool, error) {
+	toState := func(p store.PodRecord) localState {
+		st := localState{ContainerID: p.ContainerID, Namespace: p.Namespace, Name: p.Name, NetNS: p.Netns}
+		for _, l := range append(append([]metadata.Link{}, p.Pod.Links...), p.Pod.Expects...) {
+			st.IfNames = append(st.IfNames, l.IfName)
+		}
+		return st
+	}
+	if ns, name := k8sArgs(req.Args); name != "" {
+		if ns == "" {
+			ns = metadata.DefaultNamespace
+		}
+		p, _, err := store.GetPod(ctx, kv, m.keys, ns, name)
+		if err == nil && p.ContainerID == req.ContainerID {
+			return toState(p), true, nil
+		}
+	}
+	pods, _, err := store.ListPods(ctx, kv, m.keys, "")
+	if err != nil {
+		return localState{}, false, err
+	}
+	for _, e := range pods {
+		if e.Value.ContainerID == req.ContainerID {
+			return toState(e.Value), true, nil
+		}
+	}
+	return localState{}, false, nil
 }
 
 // teardown is DEL's work for one container; the local state is removed only
@@ -40,12 +82,12 @@ func (m *Manager) Del(ctx context.Context, req *Request) error {
 // at least one of the two records gone and deletes their link's record.
 func (m *Manager) teardown(ctx context.Context, kv store.Store, st localState) error {
 	m.stopCompleter(ctx, kv, st)
-	rec, ver, err := store.GetPod(ctx, kv, m.keys, st.Namespace, st.Name)
-	if err != nil && !errors.Is(err, store.ErrNotFound) {
+	rec, ver, getErr := store.GetPod(ctx, kv, m.keys, st.Namespace, st.Name)
+	if getErr != nil && !errors.Is(getErr, store.ErrNotFound) {
 		m.removeLinks(ctx, st.NetNS, st.IfNames)
-		return fmt.Errorf("read record of %s: %w", podKey(st.Namespace, st.Name), err)
+		return fmt.Errorf("read record of %s: %w", podKey(st.Namespace, st.Name), getErr)
 	}
-	current := err == nil && rec.ContainerID == st.ContainerID
+	current := getErr == nil && rec.ContainerID == st.ContainerID
 	if current {
 		err := kv.Delete(ctx, m.keys.Pod(st.Namespace, st.Name), ver)
 		if err != nil && !errors.Is(err, store.ErrNotFound) && !errors.Is(err, store.ErrConflict) {
@@ -65,8 +107,10 @@ func (m *Manager) teardown(ctx context.Context, kv store.Store, st localState) e
 		names = append(names, mine.IfName)
 	}
 	m.removeLinks(ctx, st.NetNS, names)
-	if current {
-		err := parallel(len(ids), func(i int) error {
+	// Release the links unless a newer incarnation owns the pod's record
+	// (an interrupted DEL may already have deleted the record: release).
+	if current || errors.Is(getErr, store.ErrNotFound) {
+		err := parallelCtx(ctx, len(ids), func(ctx context.Context, i int) error {
 			l, _ := v.link(ids[i])
 			_, theirs := ends(&l.val, st.Name)
 			_, peerThere := v.pod(theirs.Pod)

@@ -121,7 +121,7 @@ func (m *Manager) announcedTowards(ctx context.Context, kv store.Store, pod *met
 // missing ones in parallel; a declaring pod also corrects a record that was
 // created from the peer's expectation. The view is updated.
 func (m *Manager) ensureLinks(ctx context.Context, kv store.Store, v *view, want []wanted) error {
-	return parallel(len(want), func(i int) error {
+	return parallelCtx(ctx, len(want), func(ctx context.Context, i int) error {
 		w := want[i]
 		cur, ok := v.link(w.rec.ID)
 		if !ok {
@@ -190,9 +190,18 @@ func (m *Manager) updateLink(ctx context.Context, kv store.Store, ns, id string,
 // parallel runs fn(0..n-1) on at most `workers` goroutines and returns the
 // errors joined.
 func parallel(n int, fn func(i int) error) error {
+	return parallelCtx(context.Background(), n, func(_ context.Context, i int) error { return fn(i) })
+}
+
+// parallelCtx is parallel with a context that is cancelled, and no further
+// fn started, as soon as one fn finds etcd unavailable: every other call
+// would only wait out the same timeout.
+func parallelCtx(ctx context.Context, n int, fn func(ctx context.Context, i int) error) error {
 	if n == 1 {
-		return fn(0)
+		return fn(ctx, 0)
 	}
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
 	var (
 		mu   sync.Mutex
 		errs []error
@@ -200,11 +209,18 @@ func parallel(n int, fn func(i int) error) error {
 		sem  = make(chan struct{}, workers)
 	)
 	for i := range n {
-		wg.Add(1)
 		sem <- struct{}{}
+		if ctx.Err() != nil {
+			<-sem
+			break
+		}
+		wg.Add(1)
 		go func() {
 			defer func() { <-sem; wg.Done() }()
-			if err := fn(i); err != nil {
+			if err := fn(ctx, i); err != nil {
+				if errors.Is(err, store.ErrUnavailable) {
+					cancel()
+				}
 				mu.Lock()
 				errs = append(errs, err)
 				mu.Unlock()

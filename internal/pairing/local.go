@@ -57,6 +57,13 @@ func (m *Manager) readLocal(containerID string) (localState, bool) {
 	return st, true
 }
 
+// hasLocal reports whether a pairing state file exists for the container,
+// readable or not.
+func (m *Manager) hasLocal(containerID string) bool {
+	_, err := os.Stat(m.localPath(containerID))
+	return err == nil
+}
+
 func (m *Manager) removeLocal(containerID string) error {
 	err := os.Remove(m.localPath(containerID))
 	if err != nil && !errors.Is(err, os.ErrNotExist) {

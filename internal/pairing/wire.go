@@ -77,7 +77,7 @@ func (m *Manager) decide(v *view, me *store.PodRecord, id string, completer bool
 // returns the links left pending and those waiting for another pod's claim.
 func (m *Manager) settleAll(ctx context.Context, kv store.Store, v *view, me *store.PodRecord, ids []string, completer bool) (pending, waiting []string, err error) {
 	var mu sync.Mutex
-	err = parallel(len(ids), func(i int) error {
+	err = parallelCtx(ctx, len(ids), func(ctx context.Context, i int) error {
 		st, err := m.settleOne(ctx, kv, v, me, ids[i], completer)
 		mu.Lock()
 		defer mu.Unlock()
@@ -146,6 +146,9 @@ func (m *Manager) buildVeth(ctx context.Context, kv store.Store, v *view, me *st
 	a, b := endpoint(me.Netns, mine, rec.MTU), endpoint(peer.Netns, theirs, rec.MTU)
 	start := time.Now()
 	buildErr := m.build(ctx, a, b, func() error { return wiring.VethPair(ctx, a, b) })
+	if buildErr != nil {
+		buildErr = fmt.Errorf("veth to peer %s: %w", podKey(peer.Namespace, peer.Name), buildErr)
+	}
 	m.log.Debug("veth", "link", id, "peer", podKey(peer.Namespace, peer.Name), "took", time.Since(start), "err", buildErr)
 	outcome := func(r *store.LinkRecord) bool {
 		if r.Builder != me.ContainerID {
@@ -161,7 +164,7 @@ func (m *Manager) buildVeth(ctx context.Context, kv store.Store, v *view, me *st
 	if err := m.record(ctx, kv, v, rec, kvr.Version, outcome); err != nil {
 		return err
 	}
-	return m.ownFault(buildErr, peer.Netns, fmt.Sprintf("veth %s to %s", mine.IfName, podKey(peer.Namespace, peer.Name)))
+	return m.ownFault(buildErr, peer.Netns, "link "+mine.IfName)
 }
 
 // buildVxlanEnd allocates the link's VNI if it has none, builds this pod's
@@ -191,6 +194,9 @@ func (m *Manager) buildVxlanEnd(ctx context.Context, kv store.Store, v *view, me
 	}
 	mine, theirs := ends(&rec, me.Name)
 	buildErr := m.buildVxlan(ctx, me, &peer, mine, rec)
+	if buildErr != nil {
+		buildErr = fmt.Errorf("vxlan to peer %s on %s: %w", podKey(peer.Namespace, peer.Name), peer.Host, buildErr)
+	}
 	outcome := func(r *store.LinkRecord) bool {
 		rm, rt := ends(r, me.Name)
 		rm.ContainerID, rm.Host, rm.Remote, rm.Up = me.ContainerID, me.Host, peer.HostAddress, buildErr == nil
@@ -203,7 +209,7 @@ func (m *Manager) buildVxlanEnd(ctx context.Context, kv store.Store, v *view, me
 	if err := m.record(ctx, kv, v, rec, ver, outcome); err != nil {
 		return err
 	}
-	return m.ownFault(buildErr, "", fmt.Sprintf("vxlan %s to %s", mine.IfName, podKey(peer.Namespace, peer.Name)))
+	return m.ownFault(buildErr, "", "link "+mine.IfName)
 }
 
 // record applies the outcome of a build to the record read at version ver

@@ -4,10 +4,12 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"sort"
 	"sync"
+	"syscall"
 	"time"
 
 	client "go.etcd.io/etcd/client/v2"
@@ -84,6 +86,12 @@ func (s *v2Store) mapErr(err error) error {
 		return tlsFailure(s.cfg.Endpoints, err)
 	}
 	var ne net.Error
+	// A connection cut mid-request (etcd killed) surfaces as a bare EOF or
+	// reset: the server is unavailable, not the request wrong.
+	if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, syscall.ECONNRESET) ||
+		errors.Is(err, syscall.ECONNREFUSED) {
+		return unavailable(s.cfg.Endpoints, err)
+	}
 	if errors.Is(err, context.DeadlineExceeded) || errors.As(err, &ne) ||
 		errors.Is(err, client.ErrNoEndpoints) || errors.Is(err, client.ErrNoLeaderEndpoint) ||
 		errors.Is(err, client.ErrClusterUnavailable) {
