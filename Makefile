@@ -31,9 +31,13 @@ fuzz:
 	  if [ -d $$pkg ] && grep -q "func $$fn" $$pkg/*_test.go 2>/dev/null; then \
 	    echo "fuzz $$pkg $$fn ($(FUZZTIME))"; $(GO) test -run XXX -fuzz "^$$fn$$" -fuzztime $(FUZZTIME) $$pkg; fi; done
 
-bench:
-	$(GO) test -run XXX -bench . -benchtime 1x ./ratchet
+# The benchmark table (bench/results/latest.json), then the wiring
+# package against the same work done with `ip`, and cnitool over ratchet
+# against cnitool over bare bridge.
+bench: build
+	$(GO) test -run XXX -bench . -benchtime 1x -timeout 30m ./bench
 	$(GO) test -run XXX -bench . -benchtime 200x ./internal/wiring
+	$(GO) test -run XXX -bench . -benchtime 1x ./ratchet
 
 demo: build
 	$(GO) run ./scripts/demo

@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"path/filepath"
-	"syscall"
 	"testing"
 	"time"
 
@@ -184,14 +183,6 @@ func BenchmarkCrossHostCompletion(b *testing.B) {
 		record(row{Order: 40, Name: "4. cross-host: 2nd ADD return → 1st side's end up", Median: ms(m), P95: ms(p95), Target: "≤ 100 ms", Met: met(m <= 100*time.Millisecond), N: len(lag)})
 		c.AssertNothingLeft()
 	}
-}
-
-// maxRSSChildren is the largest resident set of any child process waited
-// for so far, in MiB.
-func maxRSSChildren() float64 {
-	var ru syscall.Rusage
-	_ = syscall.Getrusage(syscall.RUSAGE_CHILDREN, &ru)
-	return float64(ru.Maxrss) / 1024
 }
 
 func countWired(b *testing.B, c *testcluster.Cluster) int {

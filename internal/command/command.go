@@ -25,6 +25,9 @@ import (
 // ADD, removes them at DEL, and so on. Each method decides itself whether
 // the pod is a ratchet pod.
 type Pairer interface {
+	// Prepare starts the read-only part of Add (metadata lookup, etcd
+	// connection) in the background, while the delegates run.
+	Prepare(ctx context.Context, req *pairing.Request)
 	Add(ctx context.Context, req *pairing.Request) error
 	Del(ctx context.Context, req *pairing.Request) error
 	Check(ctx context.Context, req *pairing.Request) error
@@ -122,6 +125,9 @@ func (inv *invocation) request(result types.Result) *pairing.Request {
 
 func (p *Plugin) add(ctx context.Context, inv *invocation) error {
 	delegates := inv.conf.PrepDelegates(inv.args.IfName)
+	if inv.pairer != nil {
+		inv.pairer.Prepare(ctx, inv.request(nil))
+	}
 	result, err := inv.runner.Add(ctx, inv.attachment(), inv.conf.CNIVersion, delegates)
 	if err != nil {
 		return err

@@ -76,6 +76,8 @@ func (p *fakePairer) record(op string, req *pairing.Request, err error) error {
 	return err
 }
 
+func (p *fakePairer) Prepare(context.Context, *pairing.Request) {}
+
 func (p *fakePairer) Add(_ context.Context, r *pairing.Request) error {
 	return p.record("Add", r, p.addErr)
 }

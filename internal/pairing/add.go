@@ -12,12 +12,47 @@ import (
 	"github.com/ratchet-cni/ratchet/internal/store"
 )
 
+// prepared is the outcome of Prepare.
+type prepared struct {
+	pod *metadata.Pod
+	src string
+	err error
+}
+
+// Prepare starts, in the background, the read-only part of ADD so that it
+// overlaps the delegates: the metadata lookup and, for a ratchet pod, the
+// etcd connection. It writes nothing; Add waits for it and uses it.
+func (m *Manager) Prepare(ctx context.Context, req *Request) {
+	ch := make(chan prepared, 1)
+	m.prep = ch
+	go func() {
+		pod, src, err := m.lookup(ctx, req)
+		if err == nil && pod != nil {
+			if kv, serr := m.store(); serr == nil {
+				pctx, cancel := context.WithTimeout(ctx, m.conf.Etcd.Timeout.D())
+				_ = kv.Ping(pctx) // connect now; Add reports any real failure
+				cancel()
+			}
+		}
+		ch <- prepared{pod, src, err}
+	}()
+}
+
 // Add pairs a pod after delegation. A pod without ratchet metadata is left
 // alone (and etcd is not asked). On failure everything this ADD recorded or
 // built is undone; the error carries its CNI code.
 func (m *Manager) Add(ctx context.Context, req *Request) error {
 	t := m.phases("lookup")
-	pod, src, err := m.lookup(ctx, req)
+	var pod *metadata.Pod
+	var src string
+	var err error
+	if m.prep != nil {
+		p := <-m.prep
+		m.prep = nil
+		pod, src, err = p.pod, p.src, p.err
+	} else {
+		pod, src, err = m.lookup(ctx, req)
+	}
 	t("metadata")
 	if err != nil || pod == nil {
 		return classify(err)

@@ -51,6 +51,8 @@ type Manager struct {
 	sources []metadata.Source
 	// spawn starts the detached completer of a pod; replaced in tests.
 	spawn func(job *Job) error
+	// prep carries the result of Prepare to Add.
+	prep chan prepared
 }
 
 // Option configures a Manager.
