@@ -113,60 +113,72 @@ func TestDockerUnreachableIsAClearErrorAndRollsBack(t *testing.T) {
 }
 
 // TestDockerRunCustomScriptPairsTheSeedPods runs the seed's flow through
-// scripts/docker-run-custom.sh on a simulated host: the pair side waits in
-// the background, the primary side's app pings it.
+// scripts/docker-run-custom.sh on a simulated host, in both arrival orders:
+// the first side's app waits in the background, the second side's app pings
+// the first over the link (the link is up once the second ADD returned).
 func TestDockerRunCustomScriptPairsTheSeedPods(t *testing.T) {
-	for _, api := range apis {
-		t.Run(api, func(t *testing.T) {
-			c, d := dockerCluster(t, api)
-			h := c.Hosts[0]
-			confDir := t.TempDir()
-			if err := os.WriteFile(filepath.Join(confDir, "10-ratchet.conf"), h.Netconf(nil), 0o600); err != nil {
-				t.Fatal(err)
-			}
-			script := func(label string, args ...string) *exec.Cmd {
-				full := append([]string{"netns", "exec", h.NS.Name, filepath.Join("..", "scripts", "docker-run-custom.sh"),
-					"--label-file", testLabelFile(t, label)}, args...)
-				cmd := exec.Command("ip", full...)
-				cmd.Env = append(os.Environ(), "CNI_PATH="+c.CNI.BinDir, "NETCONFPATH="+confDir,
-					"DOCKER="+d.CLI(), "DOCKER_HOST="+d.Host, "INFRA_IMAGE="+d.Image)
-				return cmd
-			}
-			waiter := testenv.UniqueName("pair-app-")
-			pair := script("pair.label", "--rm", "--name", waiter, d.Image, "sleep", "60")
-			var pairOut strings.Builder
-			pair.Stdout, pair.Stderr = &pairOut, &pairOut
-			if err := pair.Start(); err != nil {
-				t.Fatal(err)
-			}
-			var wg sync.WaitGroup
-			wg.Add(1)
-			go func() { defer wg.Done(); _ = pair.Wait() }()
-			t.Cleanup(func() { _, _ = d.Run(t, "kill", waiter); wg.Wait() })
-			if !testcluster.WaitFor(30*time.Second, func() bool {
-				_, _, err := store.GetPod(context.Background(), c.KV, c.Keys, "default", "pair-pod")
-				return err == nil
-			}) {
-				t.Fatalf("pair side never recorded:\n%s", pairOut.String())
-			}
-			out, err := script("primary.label", "--rm", d.Image, "ping", "-c", "2", "-W", "2", "192.0.2.101").CombinedOutput()
-			if err != nil {
-				t.Fatalf("primary side: %v\n%s\n%s", err, out, h.LogTail())
-			}
-			if !strings.Contains(string(out), "2 packets received") {
-				t.Errorf("primary's ping did not get through:\n%s", out)
-			}
-			if _, err := d.Run(t, "kill", waiter); err != nil {
-				t.Fatal(err)
-			}
-			wg.Wait()
-			if code := pair.ProcessState.ExitCode(); code != 137 && code != 0 {
-				t.Errorf("pair side exited %d:\n%s", code, pairOut.String())
-			}
-			if left, _ := d.Run(t, "ps", "-aq"); left != "" {
-				t.Errorf("containers left: %s", left)
-			}
-			c.AssertNothingLeft()
-		})
+	sides := map[string]struct{ label, pod, ip string }{
+		"primary": {"primary.label", "primary-pod", "192.0.2.100"},
+		"pair":    {"pair.label", "pair-pod", "192.0.2.101"},
 	}
+	for _, api := range apis {
+		for _, first := range []string{"pair", "primary"} {
+			second := map[string]string{"pair": "primary", "primary": "pair"}[first]
+			t.Run(api+"/"+first+"-first", func(t *testing.T) {
+				runScriptPair(t, api, sides[first], sides[second])
+			})
+		}
+	}
+}
+
+func runScriptPair(t *testing.T, api string, first, second struct{ label, pod, ip string }) {
+	c, d := dockerCluster(t, api)
+	h := c.Hosts[0]
+	confDir := t.TempDir()
+	if err := os.WriteFile(filepath.Join(confDir, "10-ratchet.conf"), h.Netconf(nil), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	script := func(label string, args ...string) *exec.Cmd {
+		full := append([]string{"netns", "exec", h.NS.Name, filepath.Join("..", "scripts", "docker-run-custom.sh"),
+			"--label-file", testLabelFile(t, label)}, args...)
+		cmd := exec.Command("ip", full...)
+		cmd.Env = append(os.Environ(), "CNI_PATH="+c.CNI.BinDir, "NETCONFPATH="+confDir,
+			"DOCKER="+d.CLI(), "DOCKER_HOST="+d.Host, "INFRA_IMAGE="+d.Image)
+		return cmd
+	}
+	waiter := testenv.UniqueName("app-")
+	bg := script(first.label, "--rm", "--name", waiter, d.Image, "sleep", "60")
+	var bgOut strings.Builder
+	bg.Stdout, bg.Stderr = &bgOut, &bgOut
+	if err := bg.Start(); err != nil {
+		t.Fatal(err)
+	}
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() { defer wg.Done(); _ = bg.Wait() }()
+	t.Cleanup(func() { _, _ = d.Run(t, "kill", waiter); wg.Wait() })
+	if !testcluster.WaitFor(30*time.Second, func() bool {
+		_, _, err := store.GetPod(context.Background(), c.KV, c.Keys, "default", first.pod)
+		return err == nil
+	}) {
+		t.Fatalf("%s never recorded:\n%s", first.pod, bgOut.String())
+	}
+	out, err := script(second.label, "--rm", d.Image, "ping", "-c", "2", "-W", "2", first.ip).CombinedOutput()
+	if err != nil {
+		t.Fatalf("%s side: %v\n%s\n%s", second.pod, err, out, h.LogTail())
+	}
+	if !strings.Contains(string(out), "2 packets received") {
+		t.Errorf("%s's ping did not get through:\n%s", second.pod, out)
+	}
+	if _, err := d.Run(t, "kill", waiter); err != nil {
+		t.Fatal(err)
+	}
+	wg.Wait()
+	if code := bg.ProcessState.ExitCode(); code != 137 && code != 0 {
+		t.Errorf("%s side exited %d:\n%s", first.pod, code, bgOut.String())
+	}
+	if left, _ := d.Run(t, "ps", "-aq"); left != "" {
+		t.Errorf("containers left: %s", left)
+	}
+	c.AssertNothingLeft()
 }
