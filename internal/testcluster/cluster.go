@@ -67,12 +67,25 @@ type Host struct {
 func New(t testing.TB, api string, nHosts int) *Cluster {
 	t.Helper()
 	testenv.RequireRoot(t)
+	e := testenv.StartEtcd(t)
+	c := newBase(t, api, []string{e.URL})
+	c.Etcd = e
+	for i := range nHosts {
+		c.AddHost(i)
+	}
+	return c
+}
+
+// newBase is a cluster without hosts: a prefix, a client and a store on the
+// etcd at endpoints, and the switch the hosts' underlays join.
+func newBase(t testing.TB, api string, endpoints []string) *Cluster {
+	t.Helper()
 	c := &Cluster{
-		t: t, Etcd: testenv.StartEtcd(t), API: api, Prefix: "/" + testenv.UniqueName("rt"),
+		t: t, API: api, Prefix: "/" + testenv.UniqueName("rt"),
 		CNI: testenv.NewCNI(t), Metadata: []string{"etcd"}, PairTimeout: "30s",
 	}
 	c.Keys = store.Keys{Prefix: c.Prefix}
-	kv, err := store.New(store.Config{Endpoints: []string{c.Etcd.URL}, API: api, Prefix: c.Prefix, Timeout: 2 * time.Second})
+	kv, err := store.New(store.Config{Endpoints: endpoints, API: api, Prefix: c.Prefix, Timeout: 2 * time.Second})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -82,12 +95,11 @@ func New(t testing.TB, api string, nHosts int) *Cluster {
 	c.swBr = "sw0"
 	c.sw.MustExec(t, "ip", "link", "add", c.swBr, "type", "bridge")
 	c.sw.MustExec(t, "ip", "link", "set", c.swBr, "up")
-	for i := range nHosts {
-		c.AddHost(i)
-	}
 	return c
 }
 
+// AddHost adds simulated host i: its netns, underlay 198.51.100.(i+1) on
+// the switch, and etcd forwarded into it.
 func (c *Cluster) AddHost(i int) *Host {
 	t := c.t
 	h := &Host{

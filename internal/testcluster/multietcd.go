@@ -5,9 +5,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
-	"time"
 
-	"github.com/ratchet-cni/ratchet/internal/store"
 	"github.com/ratchet-cni/ratchet/internal/testenv"
 )
 
@@ -30,21 +28,7 @@ func NewWithEtcd(t testing.TB, api string, nHosts int, endpoints []string) *Mult
 	if len(endpoints) == 0 {
 		t.Fatal("NewWithEtcd: no endpoints")
 	}
-	c := &Cluster{
-		t: t, API: api, Prefix: "/" + testenv.UniqueName("rt"),
-		CNI: testenv.NewCNI(t), Metadata: []string{"etcd"}, PairTimeout: "30s",
-	}
-	c.Keys = store.Keys{Prefix: c.Prefix}
-	kv, err := store.New(store.Config{Endpoints: endpoints, API: api, Prefix: c.Prefix, Timeout: 2 * time.Second})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { kv.Close() })
-	c.KV = kv
-	c.sw = testenv.NewNS(t)
-	c.swBr = "sw0"
-	c.sw.MustExec(t, "ip", "link", "add", c.swBr, "type", "bridge")
-	c.sw.MustExec(t, "ip", "link", "set", c.swBr, "up")
+	c := newBase(t, api, endpoints)
 	m := &MultiEtcd{Cluster: c}
 	t.Cleanup(c.KillCompleters)
 	// AddHost forwards c.Etcd.URL as the host's EtcdURL: the first member,
