@@ -1,4 +1,6 @@
 # ratchet — build, test, benchmark and demo targets. Tests need root.
+# Go as installed on the project machines, also when not on PATH.
+export PATH := $(PATH):/usr/local/go/bin
 GO      ?= go
 BIN     := $(CURDIR)/bin
 PKGS    := ./...

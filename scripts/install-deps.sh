@@ -9,7 +9,7 @@ export DEBIAN_FRONTEND=noninteractive
 export PATH=/usr/local/go/bin:$PATH
 
 need=()
-for pkg in iproute2 iputils-ping busybox-static docker.io etcd-server jq graphviz procps kmod util-linux; do
+for pkg in make git iproute2 iputils-ping busybox-static docker.io etcd-server jq graphviz procps kmod util-linux; do
   dpkg -s "$pkg" >/dev/null 2>&1 || need+=("$pkg")
 done
 if [ ${#need[@]} -gt 0 ]; then

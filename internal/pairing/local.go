@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 )
 
 // localState is what this host remembers of a ratchet pod's container, so
@@ -77,16 +78,9 @@ func (m *Manager) localContainers() []string {
 	entries, _ := os.ReadDir(filepath.Join(m.conf.CNIDir, "pairing"))
 	var ids []string
 	for _, e := range entries {
-		if name, ok := cutSuffix(e.Name(), ".json"); ok {
+		if name, ok := strings.CutSuffix(e.Name(), ".json"); ok && name != "" {
 			ids = append(ids, name)
 		}
 	}
 	return ids
-}
-
-func cutSuffix(s, suffix string) (string, bool) {
-	if len(s) > len(suffix) && s[len(s)-len(suffix):] == suffix {
-		return s[:len(s)-len(suffix)], true
-	}
-	return "", false
 }
