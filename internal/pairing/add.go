@@ -95,8 +95,9 @@ func (m *Manager) add(ctx context.Context, req *Request, pod *metadata.Pod) (pen
 	me := store.PodRecord{
 		Namespace: pod.Namespace, Name: pod.Name, ContainerID: req.ContainerID, Netns: req.NetNS,
 		IfName: req.IfName, Host: m.conf.Host.Name, HostAddress: addr, Pod: *pod, Created: time.Now().UTC(),
+		NetnsInode: netnsInode(req.NetNS),
 	}
-	st := localState{ContainerID: req.ContainerID, Namespace: pod.Namespace, Name: pod.Name, NetNS: req.NetNS}
+	st := localState{ContainerID: req.ContainerID, Namespace: pod.Namespace, Name: pod.Name, NetNS: req.NetNS, NetnsInode: me.NetnsInode}
 	for _, l := range append(append([]metadata.Link{}, pod.Links...), pod.Expects...) {
 		st.IfNames = append(st.IfNames, l.IfName)
 	}
@@ -141,7 +142,10 @@ func (m *Manager) pair(ctx context.Context, kv store.Store, me *store.PodRecord)
 		return nil, err
 	}
 	t("snapshot")
-	want := m.wantedLinks(ctx, kv, &me.Pod)
+	want, err := m.wantedLinks(ctx, kv, &me.Pod)
+	if err != nil {
+		return nil, err
+	}
 	t("announced")
 	if err := m.ensureLinks(ctx, kv, v, want); err != nil {
 		return nil, err
@@ -223,7 +227,7 @@ func (m *Manager) recordPod(ctx context.Context, kv store.Store, me store.PodRec
 // retire removes what an earlier incarnation of a pod left on this host:
 // its completer and its link ends (when its netns still exists).
 func (m *Manager) retire(ctx context.Context, kv store.Store, prev store.PodRecord) {
-	old := localState{ContainerID: prev.ContainerID, Namespace: prev.Namespace, Name: prev.Name, NetNS: prev.Netns}
+	old := localState{ContainerID: prev.ContainerID, Namespace: prev.Namespace, Name: prev.Name, NetNS: prev.Netns, NetnsInode: prev.NetnsInode}
 	m.stopCompleter(ctx, kv, old)
 	if prev.Host != m.conf.Host.Name {
 		return
@@ -232,7 +236,7 @@ func (m *Manager) retire(ctx context.Context, kv store.Store, prev store.PodReco
 	for _, l := range append(append([]metadata.Link{}, prev.Pod.Links...), prev.Pod.Expects...) {
 		names = append(names, l.IfName)
 	}
-	m.removeLinks(ctx, old.NetNS, names)
+	m.removeLinks(ctx, old, names)
 }
 
 // phases returns a func that logs, at debug level, the time since the

@@ -159,7 +159,15 @@ func (c *completion) run(ctx context.Context) error {
 			return nil
 		}
 		if err := c.wait(ctx, c.claimExpiry(waiting)); err != nil {
-			c.m.timedOut(context.WithoutCancel(ctx), c.kv, c.job, left)
+			switch {
+			case ctx.Err() == nil:
+				return err
+			case !errors.Is(err, context.DeadlineExceeded):
+				return nil // stopped (DEL, a new incarnation): nothing to record
+			}
+			if _, still := c.me(); still {
+				c.m.timedOut(context.WithoutCancel(ctx), c.kv, c.job, left)
+			}
 			return fmt.Errorf("pod %s: %d link(s) not wired within pairTimeout", podKey(c.job.Namespace, c.job.Name), len(left))
 		}
 	}
@@ -186,7 +194,11 @@ func (c *completion) resync(ctx context.Context) error {
 	c.stop = stop
 	c.events = c.kv.Watch(wctx, c.m.keys.Prefix, v.rev)
 	if me, ok := c.me(); ok {
-		return c.m.ensureLinks(ctx, c.kv, v, c.m.wantedLinks(ctx, c.kv, &me.Pod))
+		want, err := c.m.wantedLinks(ctx, c.kv, &me.Pod)
+		if err != nil {
+			return err
+		}
+		return c.m.ensureLinks(ctx, c.kv, v, want)
 	}
 	return nil
 }
@@ -222,7 +234,11 @@ func (c *completion) handle(ctx context.Context, ev store.Event, drain bool) err
 			return retryUnavailable(ctx, func() error { return c.resync(ctx) })
 		case strings.HasPrefix(ev.KV.Key, announces):
 			if me, ok := c.me(); ok {
-				if err := c.m.ensureLinks(ctx, c.kv, c.v, c.m.wantedLinks(ctx, c.kv, &me.Pod)); err != nil {
+				want, err := c.m.wantedLinks(ctx, c.kv, &me.Pod)
+				if err == nil {
+					err = c.m.ensureLinks(ctx, c.kv, c.v, want)
+				}
+				if err != nil {
 					c.m.log.Warn("completer: announced links", "err", err)
 				}
 			}

@@ -25,6 +25,10 @@ func (m *Manager) Del(ctx context.Context, req *Request) error {
 	}
 	kv, err := m.store()
 	if err != nil {
+		if ok {
+			st.NetNS = pick(req.NetNS, st.NetNS)
+			m.removeLinks(ctx, st, st.IfNames)
+		}
 		return classify(err)
 	}
 	ctx, cancel := m.opContext(ctx)
@@ -45,11 +49,19 @@ func (m *Manager) Del(ctx context.Context, req *Request) error {
 	return classify(m.teardown(ctx, kv, st))
 }
 
+// pick returns a unless it is empty, else b.
+func pick(a, b string) string {
+	if a != "" {
+		return a
+	}
+	return b
+}
+
 // findByContainer finds the pod record of a container: the pod named in
 // CNI_ARGS if it is this container's, else by a scan of the pod records.
 func (m *Manager) findByContainer(ctx context.Context, kv store.Store, req *Request) (localState, bool, error) {
 	toState := func(p store.PodRecord) localState {
-		st := localState{ContainerID: p.ContainerID, Namespace: p.Namespace, Name: p.Name, NetNS: p.Netns}
+		st := localState{ContainerID: p.ContainerID, Namespace: p.Namespace, Name: p.Name, NetNS: p.Netns, NetnsInode: p.NetnsInode}
 		for _, l := range append(append([]metadata.Link{}, p.Pod.Links...), p.Pod.Expects...) {
 			st.IfNames = append(st.IfNames, l.IfName)
 		}
@@ -84,19 +96,16 @@ func (m *Manager) teardown(ctx context.Context, kv store.Store, st localState) e
 	m.stopCompleter(ctx, kv, st)
 	rec, ver, getErr := store.GetPod(ctx, kv, m.keys, st.Namespace, st.Name)
 	if getErr != nil && !errors.Is(getErr, store.ErrNotFound) {
-		m.removeLinks(ctx, st.NetNS, st.IfNames)
+		m.removeLinks(ctx, st, st.IfNames)
 		return fmt.Errorf("read record of %s: %w", podKey(st.Namespace, st.Name), getErr)
 	}
-	current := getErr == nil && rec.ContainerID == st.ContainerID
-	if current {
-		err := kv.Delete(ctx, m.keys.Pod(st.Namespace, st.Name), ver)
-		if err != nil && !errors.Is(err, store.ErrNotFound) && !errors.Is(err, store.ErrConflict) {
-			return fmt.Errorf("delete record of %s: %w", podKey(st.Namespace, st.Name), err)
-		}
+	current, err := m.deletePodRecord(ctx, kv, st, rec, ver, getErr)
+	if err != nil {
+		return err
 	}
 	v, err := m.snapshot(ctx, kv, st.Namespace)
 	if err != nil {
-		m.removeLinks(ctx, st.NetNS, st.IfNames)
+		m.removeLinks(ctx, st, st.IfNames)
 		return err
 	}
 	ids := v.linksOf(st.Name)
@@ -106,10 +115,11 @@ func (m *Manager) teardown(ctx context.Context, kv store.Store, st localState) e
 		mine, _ := ends(&l.val, st.Name)
 		names = append(names, mine.IfName)
 	}
-	m.removeLinks(ctx, st.NetNS, names)
+	m.removeLinks(ctx, st, names)
 	// Release the links unless a newer incarnation owns the pod's record
-	// (an interrupted DEL may already have deleted the record: release).
-	if current || errors.Is(getErr, store.ErrNotFound) {
+	// (an interrupted DEL may already have deleted the record: release what
+	// is still this container's).
+	if current {
 		err := parallelCtx(ctx, len(ids), func(ctx context.Context, i int) error {
 			l, _ := v.link(ids[i])
 			_, theirs := ends(&l.val, st.Name)
@@ -123,10 +133,44 @@ func (m *Manager) teardown(ctx context.Context, kv store.Store, st localState) e
 	return errors.Join(m.removeLocal(st.ContainerID), m.removeJob(st.ContainerID))
 }
 
+// deletePodRecord deletes the pod's record if it is still this container's.
+// It reports whether the pod is this container's (record deleted now or by
+// an earlier, interrupted DEL) rather than a newer incarnation's.
+func (m *Manager) deletePodRecord(ctx context.Context, kv store.Store, st localState, rec store.PodRecord, ver int64, getErr error) (bool, error) {
+	key := m.keys.Pod(st.Namespace, st.Name)
+	for range maxCASRetries {
+		if errors.Is(getErr, store.ErrNotFound) {
+			return true, nil
+		}
+		if rec.ContainerID != st.ContainerID {
+			return false, nil
+		}
+		err := kv.Delete(ctx, key, ver)
+		if err == nil || errors.Is(err, store.ErrNotFound) {
+			return true, nil
+		}
+		if !errors.Is(err, store.ErrConflict) {
+			return false, fmt.Errorf("delete record of %s: %w", podKey(st.Namespace, st.Name), err)
+		}
+		// Changed meanwhile (maybe replaced by a new incarnation): look again.
+		rec, ver, getErr = store.GetPod(ctx, kv, m.keys, st.Namespace, st.Name)
+		if getErr != nil && !errors.Is(getErr, store.ErrNotFound) {
+			return false, fmt.Errorf("read record of %s: %w", podKey(st.Namespace, st.Name), getErr)
+		}
+	}
+	return false, fmt.Errorf("delete record of %s: too much contention", podKey(st.Namespace, st.Name))
+}
+
 // removeLinks deletes the pod's link ends (a veth end takes its peer with
-// it), and any temporary link an interrupted wiring left, in one batch.
-func (m *Manager) removeLinks(ctx context.Context, netns string, names []string) {
+// it), and any temporary link an interrupted wiring left, in one batch —
+// only while st.NetNS still names the pod's netns.
+func (m *Manager) removeLinks(ctx context.Context, st localState, names []string) {
+	netns := st.NetNS
 	if netns == "" {
+		return
+	}
+	if !sameNetns(netns, st.NetnsInode) {
+		m.log.Info("netns gone or reused; no link ends to remove there", "netns", netns)
 		return
 	}
 	start := time.Now()
@@ -143,15 +187,21 @@ func (m *Manager) removeLinks(ctx context.Context, netns string, names []string)
 // gone too.
 func (m *Manager) releaseLink(ctx context.Context, kv store.Store, st localState, id string, peerThere bool) error {
 	if !peerThere {
-		return m.deleteLink(ctx, kv, st.Namespace, id)
+		return m.deleteLink(ctx, kv, st, id)
 	}
 	_, _, err := m.updateLink(ctx, kv, st.Namespace, id, func(r *store.LinkRecord) bool {
 		mine, theirs := ends(r, st.Name)
+		if !ownedBy(mine, st.ContainerID) {
+			return false // a newer incarnation's end: not ours to release
+		}
 		mine.Up, mine.ContainerID, mine.Remote = false, "", ""
 		if r.VNI == 0 {
 			theirs.Up = false // the veth went with this end
 		}
-		r.State, r.Reason, r.Builder = store.LinkPending, "", ""
+		if r.Builder == st.ContainerID {
+			r.Builder = ""
+		}
+		r.State, r.Reason = store.LinkPending, ""
 		return true
 	})
 	if err != nil && !errors.Is(err, store.ErrNotFound) {
@@ -160,17 +210,36 @@ func (m *Manager) releaseLink(ctx context.Context, kv store.Store, st localState
 	return nil
 }
 
-// deleteLink removes a link's record and releases its VNI.
-func (m *Manager) deleteLink(ctx context.Context, kv store.Store, ns, id string) error {
-	rec, _, err := store.GetLink(ctx, kv, m.keys, ns, id)
-	if errors.Is(err, store.ErrNotFound) {
-		return nil
-	}
-	if err != nil {
-		return fmt.Errorf("read link %s: %w", id, err)
-	}
-	if err := kv.Delete(ctx, m.keys.Link(ns, id), 0); err != nil && !errors.Is(err, store.ErrNotFound) {
-		return fmt.Errorf("delete link %s: %w", id, err)
+// ownedBy reports whether a link end is the container's or nobody's.
+func ownedBy(end *store.LinkEnd, containerID string) bool {
+	return end.ContainerID == "" || end.ContainerID == containerID
+}
+
+// deleteLink removes a link's record (unless a newer incarnation of the pod
+// took its end meanwhile) and releases its VNI.
+func (m *Manager) deleteLink(ctx context.Context, kv store.Store, st localState, id string) error {
+	ns := st.Namespace
+	var rec store.LinkRecord
+	for attempt := 0; ; attempt++ {
+		var ver int64
+		var err error
+		rec, ver, err = store.GetLink(ctx, kv, m.keys, ns, id)
+		if errors.Is(err, store.ErrNotFound) {
+			return nil
+		}
+		if err != nil {
+			return fmt.Errorf("read link %s: %w", id, err)
+		}
+		if mine, _ := ends(&rec, st.Name); !ownedBy(mine, st.ContainerID) {
+			return nil
+		}
+		err = kv.Delete(ctx, m.keys.Link(ns, id), ver)
+		if err == nil || errors.Is(err, store.ErrNotFound) {
+			break
+		}
+		if !errors.Is(err, store.ErrConflict) || attempt >= maxCASRetries {
+			return fmt.Errorf("delete link %s: %w", id, err)
+		}
 	}
 	if rec.VNI != 0 {
 		owner := m.keys.Link(ns, id)
@@ -270,7 +339,7 @@ func (m *Manager) GC(ctx context.Context, _ *config.NetConf, valid []types.GCAtt
 	for _, e := range pods {
 		p := e.Value
 		if p.Host == m.conf.Host.Name && !keep[p.ContainerID] {
-			stale = append(stale, localState{ContainerID: p.ContainerID, Namespace: p.Namespace, Name: p.Name, NetNS: p.Netns})
+			stale = append(stale, localState{ContainerID: p.ContainerID, Namespace: p.Namespace, Name: p.Name, NetNS: p.Netns, NetnsInode: p.NetnsInode})
 		}
 	}
 	var errs []error

@@ -68,7 +68,7 @@ type wanted struct {
 
 // wantedLinks lists the links the pod declares, expects, or finds declared
 // towards it in other pods' announced records, once each.
-func (m *Manager) wantedLinks(ctx context.Context, kv store.Store, pod *metadata.Pod) []wanted {
+func (m *Manager) wantedLinks(ctx context.Context, kv store.Store, pod *metadata.Pod) ([]wanted, error) {
 	seen := map[string]bool{}
 	var out []wanted
 	add := func(l metadata.Link, declared bool) {
@@ -83,23 +83,26 @@ func (m *Manager) wantedLinks(ctx context.Context, kv store.Store, pod *metadata
 	}
 	// The peer's own declaration describes a link better than this pod's
 	// expectation of it, so it goes first.
-	for _, l := range m.announcedTowards(ctx, kv, pod) {
+	towards, err := m.announcedTowards(ctx, kv, pod)
+	if err != nil {
+		return nil, err
+	}
+	for _, l := range towards {
 		add(l, false)
 	}
 	for _, l := range pod.Expects {
 		add(l, false)
 	}
-	return out
+	return out, nil
 }
 
 // announcedTowards returns, seen from pod, the links that the announced
 // records of the other pods of its namespace declare towards it. Records
 // that do not parse are skipped: they are their own pods' errors.
-func (m *Manager) announcedTowards(ctx context.Context, kv store.Store, pod *metadata.Pod) []metadata.Link {
+func (m *Manager) announcedTowards(ctx context.Context, kv store.Store, pod *metadata.Pod) ([]metadata.Link, error) {
 	entries, _, err := store.ListJSON[map[string]string](ctx, kv, m.keys.Announces(pod.Namespace))
 	if err != nil {
-		m.log.Warn("list announced records", "namespace", pod.Namespace, "err", err)
-		return nil
+		return nil, fmt.Errorf("list announced records of %s: %w", pod.Namespace, err)
 	}
 	var out []metadata.Link
 	for _, e := range entries {
@@ -114,7 +117,7 @@ func (m *Manager) announcedTowards(ctx context.Context, kv store.Store, pod *met
 			}
 		}
 	}
-	return out
+	return out, nil
 }
 
 // ensureLinks makes sure every wanted link has a record, creating the

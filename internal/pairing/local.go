@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 )
 
 // localState is what this host remembers of a ratchet pod's container, so
@@ -17,6 +18,8 @@ type localState struct {
 	Namespace   string `json:"namespace"`
 	Name        string `json:"name"`
 	NetNS       string `json:"netns"`
+	// NetnsInode identifies the netns NetNS named at ADD.
+	NetnsInode uint64 `json:"netnsInode,omitempty"`
 	// IfNames are the pod's own link ends known from its metadata, removed
 	// at DEL even when etcd cannot be asked.
 	IfNames []string `json:"ifnames,omitempty"`
@@ -83,4 +86,24 @@ func (m *Manager) localContainers() []string {
 		}
 	}
 	return ids
+}
+
+// netnsInode is the inode of the netns at path, 0 when it cannot be read.
+func netnsInode(path string) uint64 {
+	var st syscall.Stat_t
+	if path == "" || syscall.Stat(path, &st) != nil {
+		return 0
+	}
+	return st.Ino
+}
+
+// sameNetns reports whether path still names the netns recorded with
+// inode (when one was recorded) and is not the plugin's own netns: a
+// stored path must not lead link removal into another namespace.
+func sameNetns(path string, inode uint64) bool {
+	cur := netnsInode(path)
+	if cur == 0 || cur == netnsInode("/proc/self/ns/net") {
+		return false
+	}
+	return inode == 0 || cur == inode
 }

@@ -102,14 +102,22 @@ func (m *Manager) store() (store.Store, error) {
 	}
 	kv, err := m.newKV()
 	if err != nil {
+		if errors.Is(err, store.ErrUnavailable) {
+			return nil, fmt.Errorf("etcd: %w", err) // classify: try again later
+		}
 		return nil, &Error{Code: types.ErrInvalidNetworkConfig, Err: fmt.Errorf("etcd: %w", err)}
 	}
 	m.kv = kv
 	return kv, nil
 }
 
-// Close releases the store connection and the metadata sources.
+// Close releases the store connection and the metadata sources, after a
+// Prepare whose result Add never took has finished.
 func (m *Manager) Close() error {
+	if m.prep != nil {
+		<-m.prep
+		m.prep = nil
+	}
 	var errs []error
 	if m.kv != nil {
 		errs = append(errs, m.kv.Close())

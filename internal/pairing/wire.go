@@ -106,11 +106,11 @@ func (m *Manager) settleOne(ctx context.Context, kv store.Store, v *view, me *st
 		default:
 			return st, nil
 		}
+		if err == nil {
+			continue // decide again from the recorded outcome
+		}
 		if !errors.Is(err, errStale) {
-			if err != nil {
-				return stepPending, err
-			}
-			return m.decide(v, me, id, completer), nil
+			return stepPending, err
 		}
 		rec, ver, gerr := store.GetLink(ctx, kv, m.keys, me.Namespace, id)
 		if errors.Is(gerr, store.ErrNotFound) {
@@ -150,11 +150,14 @@ func (m *Manager) buildVeth(ctx context.Context, kv store.Store, v *view, me *st
 		buildErr = fmt.Errorf("veth to peer %s: %w", podKey(peer.Namespace, peer.Name), buildErr)
 	}
 	m.log.Debug("veth", "link", id, "peer", podKey(peer.Namespace, peer.Name), "took", time.Since(start), "err", buildErr)
+	built := rec
+	var oldVNI uint32
 	outcome := func(r *store.LinkRecord) bool {
-		if r.Builder != me.ContainerID {
-			return false // the claim was taken over: the new builder records
+		if r.Builder != me.ContainerID || !sameShape(r, &built) {
+			return false // claim taken over, or the description changed: build again
 		}
 		rm, rt := ends(r, me.Name)
+		oldVNI = r.VNI
 		r.Builder, r.VNI = "", 0
 		rm.ContainerID, rm.Host, rm.Up, rm.Remote = me.ContainerID, me.Host, buildErr == nil, ""
 		rt.ContainerID, rt.Host, rt.Up, rt.Remote = peer.ContainerID, peer.Host, buildErr == nil, ""
@@ -164,7 +167,30 @@ func (m *Manager) buildVeth(ctx context.Context, kv store.Store, v *view, me *st
 	if err := m.record(ctx, kv, v, rec, kvr.Version, outcome); err != nil {
 		return err
 	}
+	if oldVNI != 0 { // was a cross-host link: its VNI is free again
+		if err := store.ReleaseVNI(ctx, kv, m.keys, oldVNI, key); err != nil && !errors.Is(err, store.ErrNotFound) {
+			m.log.Warn("release VNI", "vni", oldVNI, "link", id, "err", err)
+		}
+	}
+	if buildErr != nil && m.peerGone(ctx, kv, &peer) {
+		m.log.Warn("peer went away while wiring; link recorded as failed", "link", id, "err", buildErr)
+		return nil
+	}
 	return m.ownFault(buildErr, peer.Netns, "link "+mine.IfName)
+}
+
+// peerGone reports whether the peer's pod record is gone or now belongs to
+// another container: a build that failed meanwhile is the peer's fault.
+func (m *Manager) peerGone(ctx context.Context, kv store.Store, peer *store.PodRecord) bool {
+	cur, _, err := store.GetPod(ctx, kv, m.keys, peer.Namespace, peer.Name)
+	return errors.Is(err, store.ErrNotFound) || err == nil && cur.ContainerID != peer.ContainerID
+}
+
+// sameShape reports whether two versions of a link describe the same
+// interfaces: addresses, MTU and VNI. An outcome built from one does not
+// apply to the other.
+func sameShape(a, b *store.LinkRecord) bool {
+	return a.A.IP == b.A.IP && a.B.IP == b.B.IP && a.MTU == b.MTU && a.VNI == b.VNI
 }
 
 // buildVxlanEnd allocates the link's VNI if it has none, builds this pod's
@@ -197,7 +223,11 @@ func (m *Manager) buildVxlanEnd(ctx context.Context, kv store.Store, v *view, me
 	if buildErr != nil {
 		buildErr = fmt.Errorf("vxlan to peer %s on %s: %w", podKey(peer.Namespace, peer.Name), peer.Host, buildErr)
 	}
+	built := rec
 	outcome := func(r *store.LinkRecord) bool {
+		if !sameShape(r, &built) {
+			return false // the description or VNI changed: build again
+		}
 		rm, rt := ends(r, me.Name)
 		rm.ContainerID, rm.Host, rm.Remote, rm.Up = me.ContainerID, me.Host, peer.HostAddress, buildErr == nil
 		setOutcome(r, buildErr)

@@ -15,6 +15,9 @@ type PodRecord struct {
 	Name        string `json:"name"`
 	ContainerID string `json:"containerID"`
 	Netns       string `json:"netns"`
+	// NetnsInode identifies the netns behind Netns (a /proc/PID path can be
+	// reused by another process once the pod is gone).
+	NetnsInode uint64 `json:"netnsInode,omitempty"`
 	// IfName is the interface the master delegate was given (eth0).
 	IfName string `json:"ifName"`
 	// Host is the node's name; HostAddress its vxlan underlay address.
