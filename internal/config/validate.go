@@ -160,9 +160,6 @@ type Duration struct {
 	set bool
 }
 
-// NewDuration returns a Duration of d.
-func NewDuration(d time.Duration) Duration { return Duration{d: d, raw: d.String(), set: true} }
-
 // UnmarshalJSON keeps the raw value for validation.
 func (d *Duration) UnmarshalJSON(b []byte) error {
 	d.set = true

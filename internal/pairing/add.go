@@ -124,7 +124,7 @@ func (m *Manager) add(ctx context.Context, req *Request, pod *metadata.Pod) (pen
 	if pending > 0 {
 		job := &Job{Netconf: req.Netconf, ContainerID: req.ContainerID, NetNS: req.NetNS, IfName: req.IfName,
 			Args: req.Args, Namespace: pod.Namespace, Name: pod.Name}
-		if err := m.spawn(job); err != nil {
+		if err := m.spawnCompleter(job); err != nil {
 			return 0, fmt.Errorf("start completer: %w", err)
 		}
 	}

@@ -46,43 +46,20 @@ type Manager struct {
 	conf    *config.NetConf
 	log     *slog.Logger
 	keys    store.Keys
-	newKV   func() (store.Store, error)
 	kv      store.Store
 	sources []metadata.Source
-	// spawn starts the detached completer of a pod; replaced in tests.
-	spawn func(job *Job) error
 	// prep carries the result of Prepare to Add.
 	prep chan prepared
 }
 
-// Option configures a Manager.
-type Option func(*Manager)
-
-// WithStore makes the Manager use s instead of connecting to conf.Etcd.
-func WithStore(s store.Store) Option {
-	return func(m *Manager) { m.newKV = func() (store.Store, error) { return s, nil } }
-}
-
-// WithSources replaces the metadata sources built from conf.Metadata.
-func WithSources(src ...metadata.Source) Option {
-	return func(m *Manager) { m.sources = src }
-}
-
 // New returns a Manager for conf. It connects to etcd only when a pod turns
 // out to be a ratchet pod, so that other pods never touch etcd.
-func New(conf *config.NetConf, log *slog.Logger, opts ...Option) *Manager {
+func New(conf *config.NetConf, log *slog.Logger) *Manager {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
 	m := &Manager{conf: conf, log: log, keys: store.Keys{Prefix: conf.Etcd.Prefix}}
-	m.newKV = func() (store.Store, error) { return store.New(StoreConfig(conf)) }
-	m.spawn = m.spawnCompleter
-	for _, o := range opts {
-		o(m)
-	}
-	if m.sources == nil {
-		m.sources = m.defaultSources()
-	}
+	m.sources = m.defaultSources()
 	return m
 }
 
@@ -100,7 +77,7 @@ func (m *Manager) store() (store.Store, error) {
 	if m.kv != nil {
 		return m.kv, nil
 	}
-	kv, err := m.newKV()
+	kv, err := store.New(StoreConfig(m.conf))
 	if err != nil {
 		if errors.Is(err, store.ErrUnavailable) {
 			return nil, fmt.Errorf("etcd: %w", err) // classify: try again later
