@@ -7,9 +7,10 @@ import (
 	"strings"
 	"sync"
 	"testing"
-	"time"
 
 	"go.etcd.io/etcd/server/v3/embed"
+
+	"github.com/ratchet-cni/ratchet/internal/etcdembed"
 )
 
 // EtcdCluster is an embedded etcd of several members (v2 and v3 APIs) in
@@ -78,27 +79,15 @@ func StartEtcdCluster(t testing.TB, n int) *EtcdCluster {
 
 func (c *EtcdCluster) start(i int) error {
 	m := c.members[i]
-	cfg := embed.NewConfig()
-	cfg.Name = m.name
-	cfg.Dir = m.dir
-	cfg.EnableV2 = true
-	cfg.LogLevel = "error"
-	cfg.Logger = "zap"
-	cfg.ListenClientUrls = []url.URL{m.client}
-	cfg.AdvertiseClientUrls = []url.URL{m.client}
-	cfg.ListenPeerUrls = []url.URL{m.peer}
-	cfg.AdvertisePeerUrls = []url.URL{m.peer}
+	cfg, err := etcdembed.Config(m.name, m.dir, m.client.String(), m.peer.String())
+	if err != nil {
+		return err
+	}
 	cfg.InitialCluster = c.initial
 	cfg.InitialClusterToken = c.token
-	srv, err := embed.StartEtcd(cfg)
+	srv, err := etcdembed.Run(cfg)
 	if err != nil {
-		return fmt.Errorf("start embedded etcd member %s: %w", m.name, err)
-	}
-	select {
-	case <-srv.Server.ReadyNotify():
-	case <-time.After(30 * time.Second):
-		srv.Close()
-		return fmt.Errorf("etcd member %s not ready after 30s", m.name)
+		return err
 	}
 	if err := m.relay.open(); err != nil {
 		srv.Close()

@@ -11,7 +11,6 @@ import (
 	"fmt"
 	"math/big"
 	"net"
-	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
@@ -22,6 +21,8 @@ import (
 	clientv3 "go.etcd.io/etcd/client/v3"
 	"go.etcd.io/etcd/server/v3/embed"
 	"go.uber.org/zap"
+
+	"github.com/ratchet-cni/ratchet/internal/etcdembed"
 )
 
 // EtcdTLS is an embedded single-node etcd that serves clients over mutual
@@ -147,7 +148,7 @@ func startOnFreePorts(t testing.TB, dir, scheme string, tune func(*embed.Config)
 		clientURL := scheme + "://" + freeAddr(t)
 		cfg := embedConfig(t, filepath.Join(dir, fmt.Sprint("data", attempt)), clientURL)
 		tune(cfg)
-		srv, err := startEmbedded(cfg)
+		srv, err := etcdembed.Run(cfg)
 		if err == nil {
 			t.Cleanup(srv.Close)
 			return srv, clientURL
@@ -162,39 +163,12 @@ func startOnFreePorts(t testing.TB, dir, scheme string, tune func(*embed.Config)
 // this file: data in dataDir, clients on clientURL, peers on a free port.
 func embedConfig(t testing.TB, dataDir, clientURL string) *embed.Config {
 	t.Helper()
-	client, err := url.Parse(clientURL)
+	cfg, err := etcdembed.Config("ratchet-test", dataDir, clientURL, "http://"+freeAddr(t))
 	if err != nil {
 		t.Fatal(err)
 	}
-	peer, err := url.Parse("http://" + freeAddr(t))
-	if err != nil {
-		t.Fatal(err)
-	}
-	cfg := embed.NewConfig()
-	cfg.Name = "ratchet-test"
-	cfg.Dir = dataDir
-	cfg.LogLevel = "error"
-	cfg.Logger = "zap"
-	cfg.ListenClientUrls = []url.URL{*client}
-	cfg.AdvertiseClientUrls = []url.URL{*client}
-	cfg.ListenPeerUrls = []url.URL{*peer}
-	cfg.AdvertisePeerUrls = []url.URL{*peer}
-	cfg.InitialCluster = cfg.Name + "=" + peer.String()
+	cfg.EnableV2 = false // each caller says which APIs it serves
 	return cfg
-}
-
-func startEmbedded(cfg *embed.Config) (*embed.Etcd, error) {
-	srv, err := embed.StartEtcd(cfg)
-	if err != nil {
-		return nil, fmt.Errorf("start embedded etcd: %w", err)
-	}
-	select {
-	case <-srv.Server.ReadyNotify():
-		return srv, nil
-	case <-time.After(20 * time.Second):
-		srv.Close()
-		return nil, fmt.Errorf("embedded etcd not ready after 20s")
-	}
 }
 
 // writeTestPKI writes ca.pem, server.pem/server-key.pem (127.0.0.1) and
