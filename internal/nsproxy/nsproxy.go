@@ -34,20 +34,34 @@ type Proxy struct {
 // Start listens on 127.0.0.1 (a free port) inside the netns at nsPath and
 // relays every connection to target.
 func Start(nsPath, target string) (*Proxy, error) {
-	p := &Proxy{conns: map[net.Conn]bool{}}
-	p.ctx, p.cancel = context.WithCancel(context.Background())
+	var l net.Listener
 	err := ns.WithNetNSPath(nsPath, func(ns.NetNS) error {
 		var err error
-		p.l, err = net.Listen("tcp", "127.0.0.1:0")
+		l, err = net.Listen("tcp", "127.0.0.1:0")
 		return err
 	})
 	if err != nil {
 		return nil, fmt.Errorf("listen in netns %s: %w", nsPath, err)
 	}
-	p.Addr = p.l.Addr().String()
+	return serve(l, target), nil
+}
+
+// Listen listens on addr in the caller's netns and relays every connection
+// to target: a relay that Close cuts, with its clients, at once.
+func Listen(addr, target string) (*Proxy, error) {
+	l, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, fmt.Errorf("relay on %s: %w", addr, err)
+	}
+	return serve(l, target), nil
+}
+
+func serve(l net.Listener, target string) *Proxy {
+	p := &Proxy{l: l, Addr: l.Addr().String(), conns: map[net.Conn]bool{}}
+	p.ctx, p.cancel = context.WithCancel(context.Background())
 	p.wg.Add(1)
 	go p.accept(target)
-	return p, nil
+	return p
 }
 
 func (p *Proxy) accept(target string) {
@@ -78,13 +92,9 @@ func (p *Proxy) track(c net.Conn, on bool) {
 	}
 }
 
-// Relay copies between c and a new connection to target until either side
-// closes; track (may be nil) is told of both connections while they are
-// open, so that they can be cut.
-func Relay(c net.Conn, target string, track func(net.Conn, bool)) {
-	relay(context.Background(), c, target, track)
-}
-
+// relay copies between c and a new connection to target until either side
+// closes; track is told of both connections while they are open, so that
+// they can be cut.
 func relay(ctx context.Context, c net.Conn, target string, track func(net.Conn, bool)) {
 	defer c.Close()
 	var d net.Dialer

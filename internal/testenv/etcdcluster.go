@@ -2,7 +2,6 @@ package testenv
 
 import (
 	"fmt"
-	"net"
 	"net/url"
 	"strings"
 	"sync"
@@ -11,6 +10,7 @@ import (
 	"go.etcd.io/etcd/server/v3/embed"
 
 	"github.com/ratchet-cni/ratchet/internal/etcdembed"
+	"github.com/ratchet-cni/ratchet/internal/nsproxy"
 )
 
 // EtcdCluster is an embedded etcd of several members (v2 and v3 APIs) in
@@ -143,57 +143,30 @@ func (c *EtcdCluster) Leader() int {
 }
 
 // cutRelay relays connections from addr to target until cut, which closes
-// the listener and every relayed connection.
+// the listener and every relayed connection, as a crashed member would.
 type cutRelay struct {
 	addr, target string
-
-	mu    sync.Mutex
-	l     net.Listener
-	conns map[net.Conn]bool
-	wg    sync.WaitGroup
+	mu           sync.Mutex
+	p            *nsproxy.Proxy
 }
 
 func (r *cutRelay) open() error {
-	l, err := net.Listen("tcp", r.addr)
+	p, err := nsproxy.Listen(r.addr, r.target)
 	if err != nil {
-		return fmt.Errorf("relay on %s: %w", r.addr, err)
+		return err
 	}
 	r.mu.Lock()
-	r.l, r.conns = l, map[net.Conn]bool{}
+	r.p = p
 	r.mu.Unlock()
-	track := func(c net.Conn, on bool) {
-		r.mu.Lock()
-		defer r.mu.Unlock()
-		if on {
-			r.conns[c] = true
-		} else {
-			delete(r.conns, c)
-		}
-	}
-	r.wg.Add(1)
-	go func() {
-		defer r.wg.Done()
-		for {
-			c, err := l.Accept()
-			if err != nil {
-				return
-			}
-			r.wg.Add(1)
-			go func() { defer r.wg.Done(); relay(c, r.target, track) }()
-		}
-	}()
 	return nil
 }
 
 func (r *cutRelay) cut() {
 	r.mu.Lock()
-	if r.l != nil {
-		r.l.Close()
-		r.l = nil
-	}
-	for c := range r.conns {
-		c.Close()
-	}
+	p := r.p
+	r.p = nil
 	r.mu.Unlock()
-	r.wg.Wait()
+	if p != nil {
+		p.Close()
+	}
 }

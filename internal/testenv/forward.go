@@ -1,7 +1,6 @@
 package testenv
 
 import (
-	"net"
 	"testing"
 
 	"github.com/ratchet-cni/ratchet/internal/nsproxy"
@@ -23,6 +22,3 @@ func (n *NS) Forward(t testing.TB, target string) *Forwarder {
 	t.Cleanup(p.Close)
 	return p
 }
-
-// relay is nsproxy.Relay, for the relays testenv builds itself.
-func relay(c net.Conn, target string, track func(net.Conn, bool)) { nsproxy.Relay(c, target, track) }
