@@ -33,12 +33,7 @@ func runStatus(ctx context.Context, a *app, args []string) error {
 	if *output != "table" && *output != "json" {
 		return usagef("status: -o %q: want table or json", *output)
 	}
-	kv, k, err := a.connect(ctx)
-	if err != nil {
-		return err
-	}
-	defer kv.Close()
-	snap, err := readSnapshot(ctx, kv, k, a.namespace)
+	snap, err := a.snapshot(ctx)
 	if err != nil {
 		return err
 	}
@@ -61,12 +56,7 @@ func runTopology(ctx context.Context, a *app, args []string) error {
 	if *output != "dot" {
 		return usagef("topology: -o %q: want dot", *output)
 	}
-	kv, k, err := a.connect(ctx)
-	if err != nil {
-		return err
-	}
-	defer kv.Close()
-	snap, err := readSnapshot(ctx, kv, k, a.namespace)
+	snap, err := a.snapshot(ctx)
 	if err != nil {
 		return err
 	}
@@ -218,4 +208,15 @@ func runGC(ctx context.Context, a *app, args []string) error {
 		return fmt.Errorf("etcd: %w", err)
 	}
 	return err
+}
+
+// snapshot reads the pods and links of the selected namespace(s) with a
+// connection of its own.
+func (a *app) snapshot(ctx context.Context) (*snapshot, error) {
+	kv, k, err := a.connect(ctx)
+	if err != nil {
+		return nil, err
+	}
+	defer kv.Close()
+	return readSnapshot(ctx, kv, k, a.namespace)
 }
