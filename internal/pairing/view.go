@@ -67,10 +67,6 @@ func (v *view) pod(name string) (versioned[store.PodRecord], bool) {
 func (v *view) setLink(rec store.LinkRecord, ver int64) {
 	v.mu.Lock()
 	defer v.mu.Unlock()
-	v.setLinkLocked(rec, ver)
-}
-
-func (v *view) setLinkLocked(rec store.LinkRecord, ver int64) {
 	if cur, ok := v.links[rec.ID]; !ok || cur.ver < ver {
 		v.links[rec.ID] = versioned[store.LinkRecord]{rec, ver}
 	}
@@ -81,37 +77,34 @@ func (v *view) setLinkLocked(rec store.LinkRecord, ver int64) {
 func (v *view) apply(m *Manager, ev store.Event) bool {
 	v.mu.Lock()
 	defer v.mu.Unlock()
-	linkDir, podDir := m.keys.Links(v.ns), m.keys.Pods(v.ns)
 	if ev.KV.Version > v.rev {
 		v.rev = ev.KV.Version
 	}
-	switch {
-	case strings.HasPrefix(ev.KV.Key, linkDir+"/"):
-		id := strings.TrimPrefix(ev.KV.Key, linkDir+"/")
-		if ev.Type == store.Delete {
-			delete(v.links, id)
-			return true
-		}
-		var rec store.LinkRecord
-		if store.Decode(ev.KV, &rec) == nil {
-			v.setLinkLocked(rec, ev.KV.Version)
-		}
+	if id, ok := strings.CutPrefix(ev.KV.Key, m.keys.Links(v.ns)+"/"); ok {
+		applyEvent(v.links, id, ev)
 		return true
-	case strings.HasPrefix(ev.KV.Key, podDir+"/"):
-		name := strings.TrimPrefix(ev.KV.Key, podDir+"/")
-		if ev.Type == store.Delete {
-			delete(v.pods, name)
-			return true
-		}
-		var rec store.PodRecord
-		if store.Decode(ev.KV, &rec) == nil {
-			if cur, ok := v.pods[name]; !ok || cur.ver < ev.KV.Version {
-				v.pods[name] = versioned[store.PodRecord]{rec, ev.KV.Version}
-			}
-		}
+	}
+	if name, ok := strings.CutPrefix(ev.KV.Key, m.keys.Pods(v.ns)+"/"); ok {
+		applyEvent(v.pods, name, ev)
 		return true
 	}
 	return false
+}
+
+// applyEvent folds an event about records[name] into records: a delete
+// removes it, a put of a newer version replaces it.
+func applyEvent[T any](records map[string]versioned[T], name string, ev store.Event) {
+	if ev.Type == store.Delete {
+		delete(records, name)
+		return
+	}
+	var rec T
+	if store.Decode(ev.KV, &rec) != nil {
+		return
+	}
+	if cur, ok := records[name]; !ok || cur.ver < ev.KV.Version {
+		records[name] = versioned[T]{rec, ev.KV.Version}
+	}
 }
 
 // linksOf returns the IDs of the links with an end on pod.
