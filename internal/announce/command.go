@@ -10,7 +10,7 @@ import (
 	"os/signal"
 	"syscall"
 
-	"github.com/ratchet-cni/ratchet/internal/ctl/etcdflag"
+	"github.com/ratchet-cni/ratchet/internal/etcdflag"
 	"github.com/ratchet-cni/ratchet/internal/store"
 )
 

@@ -7,7 +7,7 @@ import (
 	"io"
 	"strings"
 
-	"github.com/ratchet-cni/ratchet/internal/ctl/etcdflag"
+	"github.com/ratchet-cni/ratchet/internal/etcdflag"
 	"github.com/ratchet-cni/ratchet/internal/metadata"
 	"github.com/ratchet-cni/ratchet/internal/store"
 )

@@ -10,23 +10,20 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"strings"
 	"time"
 
 	"github.com/containernetworking/cni/pkg/types"
+
+	"github.com/ratchet-cni/ratchet/internal/etcdcfg"
 )
 
 // Defaults applied by Load.
 const (
-	DefaultEtcdEndpoint = "http://127.0.0.1:2379"
-	DefaultEtcdAPI      = "v2"
-	DefaultEtcdPrefix   = "/ratchet"
-	DefaultEtcdTimeout  = 2 * time.Second
-	DefaultDockerHost   = "unix:///var/run/docker.sock"
-	DefaultCNIDir       = "/var/lib/cni/ratchet"
-	DefaultLogLevel     = "info"
-	DefaultPairTimeout  = 120 * time.Second
-	DefaultVxlanPort    = 4789
+	DefaultDockerHost  = "unix:///var/run/docker.sock"
+	DefaultCNIDir      = "/var/lib/cni/ratchet"
+	DefaultLogLevel    = "info"
+	DefaultPairTimeout = 120 * time.Second
+	DefaultVxlanPort   = 4789
 )
 
 // Metadata source names accepted in "metadata".
@@ -81,6 +78,14 @@ type Etcd struct {
 	TLS       TLS      `json:"tls"`
 	Username  string   `json:"username"`
 	Password  string   `json:"password"`
+}
+
+// StoreConfig converts the section into the store's connection settings.
+func (e Etcd) StoreConfig() etcdcfg.Config {
+	return etcdcfg.Config{
+		Endpoints: e.Endpoints, API: e.API, Prefix: e.Prefix, Timeout: e.Timeout.D(),
+		CA: e.TLS.CA, Cert: e.TLS.Cert, Key: e.TLS.Key, Username: e.Username, Password: e.Password,
+	}
 }
 
 // TLS names the PEM files of etcd client TLS.
@@ -185,16 +190,8 @@ func (c *NetConf) applyLegacy() error {
 }
 
 func (c *NetConf) applyDefaults() {
-	if len(c.Etcd.Endpoints) == 0 {
-		c.Etcd.Endpoints = []string{DefaultEtcdEndpoint}
-	}
-	if c.Etcd.API == "" {
-		c.Etcd.API = DefaultEtcdAPI
-	}
-	if c.Etcd.Prefix == "" {
-		c.Etcd.Prefix = DefaultEtcdPrefix
-	}
-	c.Etcd.Prefix = "/" + strings.Trim(c.Etcd.Prefix, "/")
+	d := etcdcfg.Config{Endpoints: c.Etcd.Endpoints, API: c.Etcd.API, Prefix: c.Etcd.Prefix}.WithDefaults()
+	c.Etcd.Endpoints, c.Etcd.API, c.Etcd.Prefix = d.Endpoints, d.API, d.Prefix
 	if c.Metadata == nil {
 		c.Metadata = []string{SourceDocker, SourceEtcd}
 	}

@@ -5,6 +5,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/ratchet-cni/ratchet/internal/etcdcfg"
 )
 
 const minimal = `{"cniVersion":"1.0.0","name":"n","type":"ratchet","delegates":[{"type":"bridge"}]}`
@@ -15,7 +17,7 @@ func TestLoadAppliesDefaults(t *testing.T) {
 		t.Fatal(err)
 	}
 	checks := map[string]bool{
-		"endpoints":   len(c.Etcd.Endpoints) == 1 && c.Etcd.Endpoints[0] == DefaultEtcdEndpoint,
+		"endpoints":   len(c.Etcd.Endpoints) == 1 && c.Etcd.Endpoints[0] == etcdcfg.DefaultEndpoint,
 		"api":         c.Etcd.API == "v2",
 		"prefix":      c.Etcd.Prefix == "/ratchet",
 		"timeout":     c.Etcd.Timeout.D() == 2*time.Second,

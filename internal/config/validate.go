@@ -2,12 +2,15 @@ package config
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net"
 	"net/url"
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/ratchet-cni/ratchet/internal/etcdcfg"
 )
 
 // SupportedVersions are the CNI spec versions ratchet speaks.
@@ -42,27 +45,12 @@ func supported(v string) bool {
 }
 
 func (c *NetConf) validateEtcd() error {
-	e := c.Etcd
-	for i, ep := range e.Endpoints {
-		u, err := url.Parse(ep)
-		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-			return fieldErr(fmt.Sprintf("etcd.endpoints[%d]", i), "%q is not an http(s)://host:port URL", ep)
-		}
-	}
-	if e.API != "v2" && e.API != "v3" {
-		return fieldErr("etcd.api", "%q is not \"v2\" or \"v3\"", e.API)
-	}
-	if strings.ContainsAny(e.Prefix, " \t\n") || e.Prefix == "/" {
-		return fieldErr("etcd.prefix", "%q must be a path like /ratchet", e.Prefix)
-	}
-	if err := c.Etcd.Timeout.parse("etcd.timeout", DefaultEtcdTimeout); err != nil {
+	if err := c.Etcd.Timeout.parse("etcd.timeout", etcdcfg.DefaultTimeout); err != nil {
 		return err
 	}
-	if (e.TLS.Cert == "") != (e.TLS.Key == "") {
-		return fieldErr("etcd.tls", "cert and key go together")
-	}
-	if (e.Username == "") != (e.Password == "") {
-		return fieldErr("etcd.username", "username and password go together")
+	var fe *etcdcfg.FieldError
+	if err := c.Etcd.StoreConfig().Validate(); errors.As(err, &fe) {
+		return fieldErr(fe.Name(), "%s", fe.Message())
 	}
 	return nil
 }

@@ -16,7 +16,7 @@ import (
 	"syscall"
 
 	"github.com/ratchet-cni/ratchet/internal/announce"
-	"github.com/ratchet-cni/ratchet/internal/ctl/etcdflag"
+	"github.com/ratchet-cni/ratchet/internal/etcdflag"
 	"github.com/ratchet-cni/ratchet/internal/store"
 )
 

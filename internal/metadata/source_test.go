@@ -2,15 +2,10 @@ package metadata
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
-	"net/http"
-	"net/http/httptest"
-	"path/filepath"
 	"strings"
 	"testing"
-	"time"
 )
 
 // fakeSource answers Labels with fixed labels or an error and records the
@@ -99,88 +94,5 @@ func TestLookupFillsPodNameFromEarlierLabels(t *testing.T) {
 	_, _, _ = Lookup(context.Background(), []Source{docker, etcd}, Query{PodNamespace: "k", PodName: "p"}, master)
 	if want := (Query{PodNamespace: "k", PodName: "p"}); etcd.queries[0] != want {
 		t.Fatalf("etcd asked %+v, want the runtime's %+v", etcd.queries[0], want)
-	}
-}
-
-// fakeDockerd serves the two endpoints DockerSource uses, as API 1.41.
-func fakeDockerd(t *testing.T, containers map[string]map[string]string, delay time.Duration) *httptest.Server {
-	t.Helper()
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		w.Header().Set("Api-Version", "1.41")
-		if strings.HasSuffix(r.URL.Path, "/_ping") {
-			_, _ = w.Write([]byte("OK"))
-			return
-		}
-		select {
-		case <-time.After(delay):
-		case <-r.Context().Done():
-			return
-		}
-		id := strings.TrimSuffix(r.URL.Path[strings.Index(r.URL.Path, "/containers/")+len("/containers/"):], "/json")
-		labels, ok := containers[id]
-		w.Header().Set("Content-Type", "application/json")
-		if !ok {
-			w.WriteHeader(http.StatusNotFound)
-			_, _ = fmt.Fprintf(w, `{"message":"No such container: %s"}`, id)
-			return
-		}
-		_ = json.NewEncoder(w).Encode(map[string]any{"Id": id, "Config": map[string]any{"Labels": labels}})
-	}))
-	t.Cleanup(srv.Close)
-	return srv
-}
-
-func newDockerSource(t *testing.T, host string) *DockerSource {
-	t.Helper()
-	s, err := NewDockerSource(host)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = s.Close() })
-	return s
-}
-
-func TestDockerSourceAgainstFakeDaemon(t *testing.T) {
-	srv := fakeDockerd(t, map[string]map[string]string{
-		"abc":   with(primaryLabels(), "io.kubernetes.pod.name", "x"),
-		"plain": {"app": "web"},
-	}, 0)
-	s := newDockerSource(t, "tcp://"+strings.TrimPrefix(srv.URL, "http://"))
-	got, err := s.Labels(context.Background(), Query{ContainerID: "abc"})
-	if err != nil || len(got) != len(primaryLabels()) || got["io.kubernetes.pod.name"] != "" {
-		t.Fatalf("Labels = %v, %v; want only the ratchet labels", got, err)
-	}
-	for _, id := range []string{"missing", "plain", "", "../images", "a/b"} {
-		if _, err := s.Labels(context.Background(), Query{ContainerID: id}); !errors.Is(err, ErrNoMetadata) {
-			t.Errorf("container %q: %v, want ErrNoMetadata", id, err)
-		}
-	}
-}
-
-func TestDockerSourceDeadlineIsUnavailable(t *testing.T) {
-	srv := fakeDockerd(t, map[string]map[string]string{"abc": primaryLabels()}, 2*time.Second)
-	s := newDockerSource(t, "tcp://"+strings.TrimPrefix(srv.URL, "http://"))
-	ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
-	defer cancel()
-	if _, err := s.Labels(ctx, Query{ContainerID: "abc"}); !errors.Is(err, ErrSourceUnavailable) || !errors.Is(err, context.DeadlineExceeded) {
-		t.Fatalf("slow daemon: %v, want ErrSourceUnavailable and DeadlineExceeded", err)
-	}
-}
-
-func TestDockerSourceDeadSocketIsUnavailable(t *testing.T) {
-	host := "unix://" + filepath.Join(t.TempDir(), "docker.sock")
-	s := newDockerSource(t, host)
-	_, err := s.Labels(context.Background(), Query{ContainerID: "abc"})
-	if !errors.Is(err, ErrSourceUnavailable) || !strings.HasPrefix(err.Error(), "docker at "+host+" unreachable: ") {
-		t.Fatalf("dead socket: %v, want ErrSourceUnavailable saying docker at %s unreachable", err, host)
-	}
-	if s.Name() != "docker" || s.Host() != host {
-		t.Fatalf("Name, Host = %q, %q", s.Name(), s.Host())
-	}
-}
-
-func TestNewDockerSourceRejectsBadHost(t *testing.T) {
-	if _, err := NewDockerSource("nonsense"); err == nil {
-		t.Fatal("no error for host \"nonsense\"")
 	}
 }

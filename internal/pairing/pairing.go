@@ -63,21 +63,12 @@ func New(conf *config.NetConf, log *slog.Logger) *Manager {
 	return m
 }
 
-// StoreConfig maps the netconf's etcd section onto the store's config.
-func StoreConfig(conf *config.NetConf) store.Config {
-	e := conf.Etcd
-	return store.Config{
-		Endpoints: e.Endpoints, API: e.API, Prefix: e.Prefix, Timeout: e.Timeout.D(),
-		CA: e.TLS.CA, Cert: e.TLS.Cert, Key: e.TLS.Key, Username: e.Username, Password: e.Password,
-	}
-}
-
 // store connects on first use.
 func (m *Manager) store() (store.Store, error) {
 	if m.kv != nil {
 		return m.kv, nil
 	}
-	kv, err := store.New(StoreConfig(m.conf))
+	kv, err := store.New(m.conf.Etcd.StoreConfig())
 	if err != nil {
 		if errors.Is(err, store.ErrUnavailable) {
 			return nil, fmt.Errorf("etcd: %w", err) // classify: try again later

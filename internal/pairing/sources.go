@@ -6,6 +6,7 @@ import (
 	"fmt"
 
 	"github.com/ratchet-cni/ratchet/internal/config"
+	"github.com/ratchet-cni/ratchet/internal/dockermeta"
 	"github.com/ratchet-cni/ratchet/internal/metadata"
 	"github.com/ratchet-cni/ratchet/internal/store"
 )
@@ -18,7 +19,7 @@ func (m *Manager) defaultSources() []metadata.Source {
 	for _, name := range m.conf.Metadata {
 		switch name {
 		case config.SourceDocker:
-			ds, err := metadata.NewDockerSource(m.conf.Docker.Host)
+			ds, err := dockermeta.New(m.conf.Docker.Host)
 			if err != nil {
 				out = append(out, brokenSource{name: name, err: metadata.Unavailable("docker at "+m.conf.Docker.Host, err)})
 				continue

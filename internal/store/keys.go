@@ -1,10 +1,11 @@
 package store
 
 import (
-	"path"
 	"sort"
 	"strconv"
 	"strings"
+
+	"github.com/ratchet-cni/ratchet/internal/etcdcfg"
 )
 
 // Keys builds ratchet's key schema under Prefix:
@@ -20,11 +21,7 @@ import (
 type Keys struct{ Prefix string }
 
 func (k Keys) join(parts ...string) string {
-	p := path.Clean("/" + k.Prefix)
-	if p == "/" {
-		p = ""
-	}
-	return p + "/" + strings.Join(parts, "/")
+	return etcdcfg.NormalizePrefix(k.Prefix) + "/" + strings.Join(parts, "/")
 }
 
 func (k Keys) dir(kind, ns string) string {

@@ -14,6 +14,8 @@ import (
 	"path"
 	"strings"
 	"time"
+
+	"github.com/ratchet-cni/ratchet/internal/etcdcfg"
 )
 
 // Sentinel errors; test for them with errors.Is.
@@ -39,28 +41,15 @@ var (
 
 // API names of Config.API.
 const (
-	APIv2 = "v2"
-	APIv3 = "v3"
+	APIv2 = etcdcfg.APIv2
+	APIv3 = etcdcfg.APIv3
 )
 
 // DefaultTimeout is the per-request timeout when Config.Timeout is zero.
-const DefaultTimeout = 2 * time.Second
+const DefaultTimeout = etcdcfg.DefaultTimeout
 
-// Config selects and configures a backend.
-type Config struct {
-	// Endpoints are client URLs, e.g. http://127.0.0.1:2379 (https:// for TLS).
-	Endpoints []string
-	// API is "v2" (the default when empty) or "v3".
-	API string
-	// Prefix is the directory every key lives under, e.g. "/ratchet".
-	Prefix string
-	// Timeout bounds dialing and each request (not watches); default 2s.
-	Timeout time.Duration
-	// CA, Cert and Key are PEM files for TLS (all optional).
-	CA, Cert, Key string
-	// Username and Password authenticate to etcd when Username is set.
-	Username, Password string
-}
+// Config selects and configures a backend (see etcdcfg.Config).
+type Config = etcdcfg.Config
 
 // KV is one key with its value and version.
 type KV struct {
@@ -142,13 +131,7 @@ func New(cfg Config) (Store, error) {
 	if cfg.Timeout <= 0 {
 		cfg.Timeout = DefaultTimeout
 	}
-	if cfg.Prefix != "" {
-		p := path.Clean("/" + cfg.Prefix)
-		if p == "/" {
-			p = ""
-		}
-		cfg.Prefix = p
-	}
+	cfg.Prefix = etcdcfg.NormalizePrefix(cfg.Prefix)
 	switch cfg.API {
 	case "", APIv2:
 		return newV2(cfg)

@@ -9,14 +9,14 @@ import (
 	"testing"
 	"time"
 
-	"github.com/ratchet-cni/ratchet/internal/store"
+	"github.com/ratchet-cni/ratchet/internal/etcdcfg"
 )
 
 func envOf(m map[string]string) func(string) string {
 	return func(k string) string { return m[k] }
 }
 
-func resolve(t *testing.T, args []string, env map[string]string) (store.Config, *Flags, error) {
+func resolve(t *testing.T, args []string, env map[string]string) (etcdcfg.Config, *Flags, error) {
 	t.Helper()
 	var f Flags
 	fs := flag.NewFlagSet("test", flag.ContinueOnError)
@@ -33,23 +33,23 @@ func TestConfigTakesFlagsOverEnvironmentOverDefaults(t *testing.T) {
 		name string
 		args []string
 		env  map[string]string
-		want store.Config
+		want etcdcfg.Config
 	}{
-		{"defaults", nil, nil, store.Config{
+		{"defaults", nil, nil, etcdcfg.Config{
 			Endpoints: []string{"http://127.0.0.1:2379"}, API: "v2", Prefix: "/ratchet", Timeout: 2 * time.Second}},
 		{"environment", nil, map[string]string{
 			"ETCD_ENDPOINTS": "http://a:1, http://b:2", "ETCD_API": "v3", "ETCD_PREFIX": "lab/", "ETCD_TIMEOUT": "3",
 			"ETCD_USERNAME": "u", "ETCD_PASSWORD": "p",
-		}, store.Config{
+		}, etcdcfg.Config{
 			Endpoints: []string{"http://a:1", "http://b:2"}, API: "v3", Prefix: "/lab", Timeout: 3 * time.Second,
 			Username: "u", Password: "p"}},
 		{"flags win", []string{"--etcd-endpoints", "https://c:3", "--etcd-api=v2", "--etcd-timeout", "500ms",
 			"--etcd-ca", "ca.pem", "--etcd-cert", "c.pem", "--etcd-key", "k.pem"},
 			map[string]string{"ETCD_ENDPOINTS": "http://a:1", "ETCD_API": "v3", "ETCD_PREFIX": "/env"},
-			store.Config{Endpoints: []string{"https://c:3"}, API: "v2", Prefix: "/env", Timeout: 500 * time.Millisecond,
+			etcdcfg.Config{Endpoints: []string{"https://c:3"}, API: "v2", Prefix: "/env", Timeout: 500 * time.Millisecond,
 				CA: "ca.pem", Cert: "c.pem", Key: "k.pem"}},
 		{"empty flag overrides variable", []string{"--etcd-prefix="}, map[string]string{"ETCD_PREFIX": "/env"},
-			store.Config{Endpoints: []string{"http://127.0.0.1:2379"}, API: "v2", Prefix: "/ratchet", Timeout: 2 * time.Second}},
+			etcdcfg.Config{Endpoints: []string{"http://127.0.0.1:2379"}, API: "v2", Prefix: "/ratchet", Timeout: 2 * time.Second}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -70,9 +70,9 @@ func TestConfigErrorsNameTheSetting(t *testing.T) {
 		env  map[string]string
 		want string
 	}{
-		{nil, map[string]string{"ETCD_API": "v4"}, `--etcd-api/ETCD_API: "v4": not "v2" or "v3"`},
+		{nil, map[string]string{"ETCD_API": "v4"}, `--etcd-api/ETCD_API: "v4": is not "v2" or "v3"`},
 		{[]string{"--etcd-endpoints", "127.0.0.1:2379"}, nil, "--etcd-endpoints/ETCD_ENDPOINTS"},
-		{nil, map[string]string{"ETCD_ENDPOINTS": "ftp://x"}, `"ftp://x": not an http(s)://host:port URL`},
+		{nil, map[string]string{"ETCD_ENDPOINTS": "ftp://x"}, `"ftp://x": is not an http(s)://host:port URL`},
 		{[]string{"--etcd-timeout", "soon"}, nil, "--etcd-timeout/ETCD_TIMEOUT"},
 		{[]string{"--etcd-timeout", "-1s"}, nil, "must be positive"},
 		{[]string{"--etcd-cert", "c.pem"}, nil, "cert and key go together"},
@@ -103,7 +103,7 @@ func TestNetconfGivesSettingsAndHostFlagsStillWin(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := store.Config{Endpoints: []string{"http://10.0.0.1:2379"}, API: "v3", Prefix: "/flag", Timeout: 5 * time.Second}
+	want := etcdcfg.Config{Endpoints: []string{"http://10.0.0.1:2379"}, API: "v3", Prefix: "/flag", Timeout: 5 * time.Second}
 	if !reflect.DeepEqual(got, want) || f.Host != "node7" {
 		t.Errorf("got %+v host %q\nwant %+v host node7", got, f.Host, want)
 	}

@@ -1,6 +1,6 @@
 // Package etcdflag binds the etcd connection settings of ratchet's
 // command-line tools (announcer, ratchetctl) to flags, ETCD_* environment
-// variables and a ratchet netconf, and turns them into a store.Config.
+// variables and a ratchet netconf, and turns them into a etcdcfg.Config.
 //
 // Precedence, highest first: a flag given on the command line, the netconf
 // named by --netconf, the environment, the defaults of the netconf.
@@ -10,15 +10,13 @@ import (
 	"errors"
 	"flag"
 	"fmt"
-	"net/url"
 	"os"
 	"strconv"
 	"strings"
 	"time"
 
 	"github.com/ratchet-cni/ratchet/internal/config"
-	"github.com/ratchet-cni/ratchet/internal/pairing"
-	"github.com/ratchet-cni/ratchet/internal/store"
+	"github.com/ratchet-cni/ratchet/internal/etcdcfg"
 )
 
 // Error is a bad etcd setting; Field names the flag and its variable.
@@ -62,10 +60,10 @@ const (
 
 // setting describes one etcd flag and its environment variable.
 var settings = [nSettings]struct{ flag, env, usage string }{
-	endpoints: {"etcd-endpoints", "ETCD_ENDPOINTS", "comma-separated etcd client `URLs` (default " + config.DefaultEtcdEndpoint + ")"},
-	api:       {"etcd-api", "ETCD_API", "etcd `API`, v2 or v3 (default " + config.DefaultEtcdAPI + ")"},
-	prefix:    {"etcd-prefix", "ETCD_PREFIX", "`directory` of ratchet's keys (default " + config.DefaultEtcdPrefix + ")"},
-	timeout:   {"etcd-timeout", "ETCD_TIMEOUT", "per-request `timeout`, a duration or seconds (default " + config.DefaultEtcdTimeout.String() + ")"},
+	endpoints: {"etcd-endpoints", "ETCD_ENDPOINTS", "comma-separated etcd client `URLs` (default " + etcdcfg.DefaultEndpoint + ")"},
+	api:       {"etcd-api", "ETCD_API", "etcd `API`, v2 or v3 (default " + etcdcfg.DefaultAPI + ")"},
+	prefix:    {"etcd-prefix", "ETCD_PREFIX", "`directory` of ratchet's keys (default " + etcdcfg.DefaultPrefix + ")"},
+	timeout:   {"etcd-timeout", "ETCD_TIMEOUT", "per-request `timeout`, a duration or seconds (default " + etcdcfg.DefaultTimeout.String() + ")"},
 	ca:        {"etcd-ca", "ETCD_CA", "PEM `file` of the CA that signed etcd's certificate"},
 	cert:      {"etcd-cert", "ETCD_CERT", "PEM client certificate `file` (with --etcd-key)"},
 	key:       {"etcd-key", "ETCD_KEY", "PEM client key `file` (with --etcd-cert)"},
@@ -106,9 +104,9 @@ func (v *value) Set(s string) error {
 // field names a setting in messages: "--etcd-api/ETCD_API".
 func field(i int) string { return "--" + settings[i].flag + "/" + settings[i].env }
 
-// Config resolves the settings into a store.Config. getenv reads the
+// Config resolves the settings into a etcdcfg.Config. getenv reads the
 // environment (os.Getenv; nil means none).
-func (f *Flags) Config(getenv func(string) string) (store.Config, error) {
+func (f *Flags) Config(getenv func(string) string) (etcdcfg.Config, error) {
 	if getenv == nil {
 		getenv = func(string) string { return "" }
 	}
@@ -119,7 +117,7 @@ func (f *Flags) Config(getenv func(string) string) (store.Config, error) {
 	if f.Netconf != "" {
 		nc, host, err := fromNetconf(f.Netconf)
 		if err != nil {
-			return store.Config{}, err
+			return etcdcfg.Config{}, err
 		}
 		raw, f.Host = nc, host
 	}
@@ -142,7 +140,7 @@ func fromNetconf(path string) ([nSettings]string, string, error) {
 	if err != nil {
 		return raw, "", &Error{Field: "--netconf", Value: path, Reason: err.Error()}
 	}
-	c := pairing.StoreConfig(conf)
+	c := conf.Etcd.StoreConfig()
 	raw[endpoints] = strings.Join(c.Endpoints, ",")
 	raw[api], raw[prefix], raw[timeout] = c.API, c.Prefix, c.Timeout.String()
 	raw[ca], raw[cert], raw[key] = c.CA, c.Cert, c.Key
@@ -150,10 +148,10 @@ func fromNetconf(path string) ([nSettings]string, string, error) {
 	return raw, conf.Host.Name, nil
 }
 
-// build validates raw settings as config.Load validates the netconf's etcd
-// section, applying the same defaults.
-func build(raw [nSettings]string) (store.Config, error) {
-	c := store.Config{
+// build turns raw settings into a config with the netconf's defaults and
+// validation (etcdcfg), naming flags in errors.
+func build(raw [nSettings]string) (etcdcfg.Config, error) {
+	c := etcdcfg.Config{
 		API: raw[api], Prefix: raw[prefix], CA: raw[ca], Cert: raw[cert], Key: raw[key],
 		Username: raw[username], Password: raw[password],
 	}
@@ -161,47 +159,41 @@ func build(raw [nSettings]string) (store.Config, error) {
 	if c.Endpoints, err = parseEndpoints(raw[endpoints]); err != nil {
 		return c, err
 	}
-	if c.API == "" {
-		c.API = config.DefaultEtcdAPI
-	}
-	if c.API != store.APIv2 && c.API != store.APIv3 {
-		return c, &Error{Field: field(api), Value: c.API, Reason: `not "v2" or "v3"`}
-	}
-	if c.Prefix == "" {
-		c.Prefix = config.DefaultEtcdPrefix
-	}
-	c.Prefix = "/" + strings.Trim(c.Prefix, "/")
-	if c.Prefix == "/" || strings.ContainsAny(c.Prefix, " \t\n") {
-		return c, &Error{Field: field(prefix), Value: raw[prefix], Reason: "must be a path like /ratchet"}
-	}
 	if c.Timeout, err = parseTimeout(raw[timeout]); err != nil {
 		return c, err
 	}
-	if (c.Cert == "") != (c.Key == "") {
-		return c, &Error{Field: field(cert) + ", " + field(key), Reason: "cert and key go together"}
-	}
-	if (c.Username == "") != (c.Password == "") {
-		return c, &Error{Field: field(username) + ", " + field(password), Reason: "username and password go together"}
+	c = c.WithDefaults()
+	var fe *etcdcfg.FieldError
+	if err := c.Validate(); errors.As(err, &fe) {
+		return c, &Error{Field: flagField(fe.Field), Value: fe.Value, Reason: fe.Reason}
 	}
 	return c, nil
 }
 
-// parseEndpoints splits a comma-separated list of http(s) URLs.
+// flagField names the flags of an etcdcfg setting.
+func flagField(f etcdcfg.Field) string {
+	switch f {
+	case etcdcfg.FieldEndpoints:
+		return field(endpoints)
+	case etcdcfg.FieldAPI:
+		return field(api)
+	case etcdcfg.FieldPrefix:
+		return field(prefix)
+	case etcdcfg.FieldTimeout:
+		return field(timeout)
+	case etcdcfg.FieldTLS:
+		return field(cert) + ", " + field(key)
+	}
+	return field(username) + ", " + field(password)
+}
+
+// parseEndpoints splits a comma-separated list of URLs.
 func parseEndpoints(s string) ([]string, error) {
 	var out []string
 	for _, ep := range strings.Split(s, ",") {
-		ep = strings.TrimSpace(ep)
-		if ep == "" {
-			continue
+		if ep = strings.TrimSpace(ep); ep != "" {
+			out = append(out, ep)
 		}
-		u, err := url.Parse(ep)
-		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-			return nil, &Error{Field: field(endpoints), Value: ep, Reason: "not an http(s)://host:port URL"}
-		}
-		out = append(out, ep)
-	}
-	if len(out) == 0 {
-		out = []string{config.DefaultEtcdEndpoint}
 	}
 	return out, nil
 }
@@ -209,7 +201,7 @@ func parseEndpoints(s string) ([]string, error) {
 // parseTimeout reads a Go duration ("2s") or a number of seconds ("2").
 func parseTimeout(s string) (time.Duration, error) {
 	if s == "" {
-		return config.DefaultEtcdTimeout, nil
+		return 0, nil // the default
 	}
 	d, err := time.ParseDuration(s)
 	if err != nil {
