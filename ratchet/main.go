@@ -24,7 +24,7 @@ func main() {
 		if len(conf.Metadata) == 0 {
 			return nil, nil // no metadata source: no pod can be a ratchet pod
 		}
-		return pairing.New(conf, log), nil
+		return pairing.New(conf, log, pairing.Deps{}), nil
 	}}
 	skel.PluginMainFuncs(p.Funcs(), version.PluginSupports(config.SupportedVersions...), "CNI ratchet plugin")
 }

@@ -27,12 +27,12 @@ import (
 type Pairer interface {
 	// Prepare starts the read-only part of Add (metadata lookup, etcd
 	// connection) in the background, while the delegates run.
-	Prepare(ctx context.Context, req *pairing.Request)
-	Add(ctx context.Context, req *pairing.Request) error
+	Prepare(ctx context.Context, req *pairing.Request) *pairing.Prepared
+	Add(ctx context.Context, req *pairing.Request, prep *pairing.Prepared) error
 	Del(ctx context.Context, req *pairing.Request) error
 	Check(ctx context.Context, req *pairing.Request) error
-	Status(ctx context.Context, conf *config.NetConf) error
-	GC(ctx context.Context, conf *config.NetConf, valid []types.GCAttachment) error
+	Status(ctx context.Context) error
+	GC(ctx context.Context, valid []types.GCAttachment) error
 	Close() error
 }
 
@@ -117,16 +117,21 @@ func (inv *invocation) attachment() delegation.Attachment {
 	return delegation.Attachment{ContainerID: a.ContainerID, NetNS: a.Netns, IfName: a.IfName, Args: a.Args}
 }
 
-func (inv *invocation) request(result types.Result) *pairing.Request {
+func (inv *invocation) request() *pairing.Request {
 	a := inv.args
-	return &pairing.Request{Conf: inv.conf, ContainerID: a.ContainerID, NetNS: a.Netns, IfName: a.IfName,
-		Args: a.Args, Netconf: a.StdinData, Result: result}
+	req := &pairing.Request{ContainerID: a.ContainerID, NetNS: a.Netns, IfName: a.IfName, Args: a.Args, Netconf: a.StdinData}
+	for _, d := range inv.conf.PrepDelegates(a.IfName) {
+		req.Reserved = append(req.Reserved, d.IfName)
+	}
+	return req
 }
 
 func (p *Plugin) add(ctx context.Context, inv *invocation) error {
 	delegates := inv.conf.PrepDelegates(inv.args.IfName)
+	var prep *pairing.Prepared
 	if inv.pairer != nil {
-		inv.pairer.Prepare(ctx, inv.request(nil))
+		prep = inv.pairer.Prepare(ctx, inv.request())
+		defer prep.Wait() // before the pairer is closed
 	}
 	result, err := inv.runner.Add(ctx, inv.attachment(), inv.conf.CNIVersion, delegates)
 	if err != nil {
@@ -141,7 +146,7 @@ func (p *Plugin) add(ctx context.Context, inv *invocation) error {
 		}
 	}()
 	if inv.pairer != nil {
-		if err := inv.pairer.Add(ctx, inv.request(result)); err != nil {
+		if err := inv.pairer.Add(ctx, inv.request(), prep); err != nil {
 			return err
 		}
 	}
@@ -156,7 +161,7 @@ func (p *Plugin) add(ctx context.Context, inv *invocation) error {
 // GC's) and then the delegates, whose failure is the command's.
 func (p *Plugin) del(ctx context.Context, inv *invocation) error {
 	if inv.pairer != nil {
-		if err := inv.pairer.Del(ctx, inv.request(nil)); err != nil {
+		if err := inv.pairer.Del(ctx, inv.request()); err != nil {
 			inv.log.Error("pairing teardown incomplete; GC will finish it", "err", err)
 		}
 	}
@@ -174,14 +179,14 @@ func (p *Plugin) check(ctx context.Context, inv *invocation) error {
 		return err
 	}
 	if inv.pairer != nil {
-		return inv.pairer.Check(ctx, inv.request(nil))
+		return inv.pairer.Check(ctx, inv.request())
 	}
 	return nil
 }
 
 func (p *Plugin) status(ctx context.Context, inv *invocation) error {
 	if inv.pairer != nil {
-		if err := inv.pairer.Status(ctx, inv.conf); err != nil {
+		if err := inv.pairer.Status(ctx); err != nil {
 			return err
 		}
 	}
@@ -193,7 +198,7 @@ func (p *Plugin) gc(ctx context.Context, inv *invocation) error {
 	removed, err := inv.runner.GC(ctx, valid, inv.conf.PrepDelegates("eth0"))
 	inv.log.Info("gc delegates", "removed", removed)
 	if inv.pairer != nil {
-		if perr := inv.pairer.GC(ctx, inv.conf, valid); perr != nil {
+		if perr := inv.pairer.GC(ctx, valid); perr != nil {
 			return fmt.Errorf("gc pairing records: %w (delegates: %v)", perr, err)
 		}
 	}

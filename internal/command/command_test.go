@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -19,6 +20,7 @@ import (
 
 	"github.com/ratchet-cni/ratchet/internal/config"
 	"github.com/ratchet-cni/ratchet/internal/pairing"
+	"github.com/ratchet-cni/ratchet/internal/store"
 )
 
 // fakeExec implements invoke.Exec: it records "CMD type ifname" of every
@@ -76,9 +78,9 @@ func (p *fakePairer) record(op string, req *pairing.Request, err error) error {
 	return err
 }
 
-func (p *fakePairer) Prepare(context.Context, *pairing.Request) {}
+func (p *fakePairer) Prepare(context.Context, *pairing.Request) *pairing.Prepared { return nil }
 
-func (p *fakePairer) Add(_ context.Context, r *pairing.Request) error {
+func (p *fakePairer) Add(_ context.Context, r *pairing.Request, _ *pairing.Prepared) error {
 	return p.record("Add", r, p.addErr)
 }
 func (p *fakePairer) Del(_ context.Context, r *pairing.Request) error {
@@ -87,10 +89,10 @@ func (p *fakePairer) Del(_ context.Context, r *pairing.Request) error {
 func (p *fakePairer) Check(_ context.Context, r *pairing.Request) error {
 	return p.record("Check", r, p.chkErr)
 }
-func (p *fakePairer) Status(context.Context, *config.NetConf) error {
+func (p *fakePairer) Status(context.Context) error {
 	return p.record("Status", nil, nil)
 }
-func (p *fakePairer) GC(context.Context, *config.NetConf, []types.GCAttachment) error {
+func (p *fakePairer) GC(context.Context, []types.GCAttachment) error {
 	return p.record("GC", nil, nil)
 }
 func (p *fakePairer) Close() error { p.closed = true; return nil }
@@ -170,13 +172,12 @@ func TestAddHandsPairerTheMasterResultAndPrintsIt(t *testing.T) {
 		t.Fatalf("pairer calls = %v, want [Add]", f.pairer.calls)
 	}
 	req := f.pairer.reqs[0]
-	if req.ContainerID != "c1" || req.NetNS != "/var/run/netns/c1" || req.IfName != "eth0" || req.Conf == nil ||
+	if req.ContainerID != "c1" || req.NetNS != "/var/run/netns/c1" || req.IfName != "eth0" ||
 		!strings.Contains(req.Args, "K8S_POD_NAME=a") || len(req.Netconf) == 0 {
 		t.Errorf("pairing request = %+v, want the invocation's", req)
 	}
-	res, err := types100.NewResultFromResult(req.Result)
-	if err != nil || len(res.IPs) != 1 || res.IPs[0].Address.String() != delegateIPs["bridge"] {
-		t.Errorf("pairer got result %v (err %v), want the master's", req.Result, err)
+	if !slices.Equal(req.Reserved, []string{"eth0", "net1"}) {
+		t.Errorf("reserved names = %v, want the delegates' eth0, net1", req.Reserved)
 	}
 	var printed types100.Result
 	if err := json.Unmarshal([]byte(f.file(t, "stdout")), &printed); err != nil || len(printed.IPs) != 1 ||
@@ -189,9 +190,9 @@ func TestAddHandsPairerTheMasterResultAndPrintsIt(t *testing.T) {
 }
 
 func TestAddPairerFailureRollsBackDelegatesWithPairersCode(t *testing.T) {
-	f := newFixture(t, &fakePairer{addErr: &pairing.Error{Code: types.ErrTryAgainLater, Err: errors.New("etcd unavailable")}})
+	f := newFixture(t, &fakePairer{addErr: fmt.Errorf("record pod: %w", store.ErrUnavailable)})
 	err := f.plugin.Funcs().Add(f.args(""))
-	if code := cniCode(t, err); code != types.ErrTryAgainLater || !strings.Contains(err.Error(), "etcd unavailable") {
+	if code := cniCode(t, err); code != types.ErrTryAgainLater || !strings.Contains(err.Error(), "record pod: etcd unavailable") {
 		t.Errorf("Add = %v (code %d), want the pairer's code 11", err, code)
 	}
 	if got, want := f.exec.taken(), "ADD bridge eth0, ADD ptp net1, DEL ptp net1, DEL bridge eth0"; got != want {
@@ -249,7 +250,7 @@ func TestNilPairerMeansDelegationOnly(t *testing.T) {
 }
 
 func TestCheckRunsDelegatesThenPairer(t *testing.T) {
-	f := newFixture(t, &fakePairer{chkErr: &pairing.Error{Code: types.ErrInternal, Err: errors.New("in1 missing")}})
+	f := newFixture(t, &fakePairer{chkErr: &codedErr{types.ErrInternal, errors.New("in1 missing")}})
 	if err := f.plugin.Funcs().Add(f.args("")); err != nil {
 		t.Fatalf("Add: %v", err)
 	}
@@ -286,7 +287,7 @@ func TestInvalidInputIsConfigErrorAndRunsNothing(t *testing.T) {
 func TestPairerFactoryFailureFailsCommandBeforeDelegates(t *testing.T) {
 	f := newFixture(t, nil)
 	f.plugin.NewPairer = func(*config.NetConf, *slog.Logger) (Pairer, error) {
-		return nil, &pairing.Error{Code: types.ErrTryAgainLater, Err: errors.New("no etcd")}
+		return nil, &codedErr{types.ErrTryAgainLater, errors.New("no etcd")}
 	}
 	if code := cniCode(t, f.plugin.Funcs().Add(f.args(""))); code != types.ErrTryAgainLater {
 		t.Errorf("code = %d, want 11", code)

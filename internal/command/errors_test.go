@@ -1,6 +1,7 @@
 package command
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"strings"
@@ -10,7 +11,9 @@ import (
 
 	"github.com/ratchet-cni/ratchet/internal/config"
 	"github.com/ratchet-cni/ratchet/internal/delegation"
+	"github.com/ratchet-cni/ratchet/internal/metadata"
 	"github.com/ratchet-cni/ratchet/internal/pairing"
+	"github.com/ratchet-cni/ratchet/internal/store"
 )
 
 func TestToCNIErrorGivesEachKindItsCode(t *testing.T) {
@@ -36,13 +39,13 @@ func TestToCNIErrorGivesEachKindItsCode(t *testing.T) {
 		},
 		{
 			name:   "coded error keeps its code",
-			err:    &pairing.Error{Code: types.ErrTryAgainLater, Err: errors.New("etcd unavailable")},
+			err:    &codedErr{types.ErrTryAgainLater, errors.New("etcd unavailable")},
 			code:   types.ErrTryAgainLater,
 			msgHas: []string{"etcd unavailable"},
 		},
 		{
 			name:   "wrapped coded error keeps its code",
-			err:    fmt.Errorf("pod default/a: %w", &pairing.Error{Code: types.ErrInvalidNetworkConfig, Err: errors.New("ratchet.local_ip: bad")}),
+			err:    fmt.Errorf("pod default/a: %w", &codedErr{types.ErrInvalidNetworkConfig, errors.New("ratchet.local_ip: bad")}),
 			code:   types.ErrInvalidNetworkConfig,
 			msgHas: []string{"pod default/a: ", "ratchet.local_ip"},
 		},
@@ -90,5 +93,40 @@ func TestToCNIErrorGivesEachKindItsCode(t *testing.T) {
 	}
 }
 
-// pairing.Error is how pairing failures carry their code up to toCNIError.
-var _ Coded = (*pairing.Error)(nil)
+func TestToCNIErrorGivesPairingCodes(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		err  error
+		code uint
+	}{
+		{"etcd unavailable", fmt.Errorf("record pod: %w", store.ErrUnavailable), types.ErrTryAgainLater},
+		{"metadata source unavailable", metadata.Unavailable("docker at unix:///x", errors.New("refused")), types.ErrTryAgainLater},
+		{"deadline", fmt.Errorf("pair: %w", context.DeadlineExceeded), types.ErrTryAgainLater},
+		{"invalid metadata", &metadata.Error{Key: "ratchet.local_ip", Value: "x", Reason: "not an IP"}, types.ErrInvalidNetworkConfig},
+		{"wrapped invalid metadata", fmt.Errorf("pod a: %w", &metadata.Error{Key: "ratchet.links"}), types.ErrInvalidNetworkConfig},
+		{"bad configuration", fmt.Errorf("etcd: %w: bad CA", pairing.ErrBadConfig), types.ErrInvalidNetworkConfig},
+		{"API not served", fmt.Errorf("etcd: %w", store.ErrAPINotServed), types.ErrInvalidNetworkConfig},
+		{"conflicting declarations", fmt.Errorf("link x: %w", pairing.ErrConflict), types.ErrInvalidNetworkConfig},
+		{"end taken", fmt.Errorf("link x: %w", &store.EndConflict{Pod: "p", IfName: "in1", Owner: "a.x--p.in1"}), types.ErrInvalidNetworkConfig},
+		{"anything else", errors.New("netlink: busy"), types.ErrInternal},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			got := toCNIError(tc.err)
+			if got.Code != tc.code || got.Msg != tc.err.Error() {
+				t.Fatalf("toCNIError(%v) = %d %q, want code %d and the message kept", tc.err, got.Code, got.Msg, tc.code)
+			}
+		})
+	}
+}
+
+// codedErr is an error of a lower package that knows its CNI code.
+type codedErr struct {
+	code uint
+	err  error
+}
+
+func (e *codedErr) Error() string { return e.err.Error() }
+func (e *codedErr) CNICode() uint { return e.code }
+func (e *codedErr) Unwrap() error { return e.err }
+
+var _ Coded = (*codedErr)(nil)

@@ -7,15 +7,11 @@ import (
 	"io"
 	"os"
 	"strconv"
-	"time"
-
+	
 	"github.com/containernetworking/plugins/pkg/ns"
 
 	"github.com/ratchet-cni/ratchet/internal/store"
 )
-
-// maxRetries bounds the compare-and-swap loops on one record.
-const maxRetries = 20
 
 // remover removes pods' records with the semantics of the plugin's DEL,
 // records only (no netlink, nothing happens in any netns): the pod record,
@@ -111,62 +107,34 @@ func (r *remover) releaseLinks(ctx context.Context, ns, pod string) error {
 	return errors.Join(errs...)
 }
 
-// releaseLink hands a link back after pod went away: pending for the peer
-// to be paired again, or deleted with its VNI when the peer has no record.
+// releaseLink hands a link back after pod went away, as the plugin's DEL
+// does (store.ReleaseLink): pending for the peer to be paired again, or
+// deleted with its end claims and VNI when the peer has no record.
 func (r *remover) releaseLink(ctx context.Context, ns, id, pod string) error {
-	rec, err := r.markPending(ctx, ns, id, pod)
+	rec, _, err := store.GetLink(ctx, r.kv, r.k, ns, id)
 	if errors.Is(err, store.ErrNotFound) {
 		return nil
 	}
 	if err != nil {
 		return err
 	}
-	peer := rec.A.Pod
-	if peer == pod {
-		peer = rec.B.Pod
-	}
-	_, _, err = store.GetPod(ctx, r.kv, r.k, ns, peer)
-	if err == nil {
-		r.say("set link %s pending (%s has gone, %s waits)", id, pod, peer)
-		return nil
-	}
-	if !errors.Is(err, store.ErrNotFound) {
+	_, peer := rec.EndsOf(pod)
+	_, _, err = store.GetPod(ctx, r.kv, r.k, ns, peer.Pod)
+	if err != nil && !errors.Is(err, store.ErrNotFound) {
 		return err
 	}
-	if err := r.delete(ctx, r.k.Link(ns, id), 0); err != nil {
-		return err
-	}
-	r.say("delete link %s (neither %s nor %s has a record)", id, pod, peer)
-	if rec.VNI == 0 || r.dryRun {
-		return nil
-	}
-	return store.ReleaseVNI(ctx, r.kv, r.k, rec.VNI, r.k.Link(ns, id))
-}
-
-// markPending sets pod's end of a link down and the link pending, as the
-// plugin's DEL does (a veth takes the peer's end with it).
-func (r *remover) markPending(ctx context.Context, ns, id, pod string) (store.LinkRecord, error) {
-	for range maxRetries {
-		rec, ver, err := store.GetLink(ctx, r.kv, r.k, ns, id)
-		if err != nil || r.dryRun {
-			return rec, err
-		}
-		mine, theirs := &rec.A, &rec.B
-		if rec.B.Pod == pod {
-			mine, theirs = &rec.B, &rec.A
-		}
-		mine.Up, mine.ContainerID, mine.Remote = false, "", ""
-		if rec.VNI == 0 {
-			theirs.Up = false
-		}
-		rec.State, rec.Reason, rec.Builder = store.LinkPending, "", ""
-		rec.Updated = time.Now().UTC()
-		_, err = store.UpdateJSON(ctx, r.kv, r.k.Link(ns, id), rec, ver)
-		if !errors.Is(err, store.ErrConflict) {
-			return rec, err
+	peerThere := err == nil
+	if !r.dryRun {
+		if _, err := store.ReleaseLink(ctx, r.kv, r.k, ns, id, pod, "", peerThere); err != nil {
+			return err
 		}
 	}
-	return store.LinkRecord{}, fmt.Errorf("link %s: %w %d times", id, store.ErrConflict, maxRetries)
+	if peerThere {
+		r.say("set link %s pending (%s has gone, %s waits)", id, pod, peer.Pod)
+	} else {
+		r.say("delete link %s (neither %s nor %s has a record)", id, pod, peer.Pod)
+	}
+	return nil
 }
 
 // gc removes the records of host's pods whose netns no longer exists (the

@@ -60,7 +60,7 @@ func checkValidPod(t *testing.T, p *Pod) {
 			t.Fatalf("invalid peer %q accepted", l.Peer)
 		}
 		for _, n := range []string{l.IfName, l.PeerIfName} {
-			if n != "" && checkIfName(n, master) != "" {
+			if n != "" && checkIfName(n, []string{master}) != "" {
 				t.Fatalf("invalid ifname %q accepted", n)
 			}
 		}

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net/netip"
 	"strconv"
+	"slices"
 	"strings"
 	"unicode"
 )
@@ -27,14 +28,14 @@ const (
 
 // Parse validates a pod's ratchet metadata. It returns nil, nil when the
 // labels do not make a ratchet pod (KeyRatchet is not exactly "true"), and an
-// *Error naming the offending key when they are invalid. masterIfName is the
-// interface the master delegate gets (CNI_IFNAME, e.g. "eth0"); no link may
-// use it, nor "lo".
+// *Error naming the offending key when they are invalid. reserved are the
+// interface names the delegates use in every pod (CNI_IFNAME, e.g. "eth0",
+// then net1, …); no link may use them on either end, nor "lo".
 //
 // An empty value is the same as an absent key. Addresses are normalised to
 // CIDRs that keep the host address: a bare IPv4 address gets /24, a bare IPv6
 // address /64.
-func Parse(labels map[string]string, masterIfName string) (*Pod, error) {
+func Parse(labels map[string]string, reserved ...string) (*Pod, error) {
 	if labels[KeyRatchet] != "true" {
 		return nil, nil
 	}
@@ -42,7 +43,7 @@ func Parse(labels map[string]string, masterIfName string) (*Pod, error) {
 	if err != nil {
 		return nil, err
 	}
-	v := newValidator(p.Name, masterIfName)
+	v := newValidator(p.Name, reserved)
 	if err := parsePairKeys(labels, p, v); err != nil {
 		return nil, err
 	}
@@ -197,13 +198,14 @@ func entryKeys(prefix string) linkKeys {
 // validator checks links one by one and remembers the interface names they
 // use, on this pod and on each peer, to catch clashes between links.
 type validator struct {
-	pod, master string
+	pod      string
+	reserved []string
 	local       map[string]string // ifname -> key that used it
 	remote      map[string]string // peer + "/" + ifname -> key that used it
 }
 
-func newValidator(pod, master string) *validator {
-	return &validator{pod: pod, master: master, local: map[string]string{}, remote: map[string]string{}}
+func newValidator(pod string, reserved []string) *validator {
+	return &validator{pod: pod, reserved: reserved, local: map[string]string{}, remote: map[string]string{}}
 }
 
 // link validates l and returns it with its addresses normalised. A declared
@@ -246,7 +248,7 @@ func (v *validator) ifName(key, name string, required bool, used map[string]stri
 		}
 		return nil
 	}
-	if reason := checkIfName(name, v.master); reason != "" {
+	if reason := checkIfName(name, v.reserved); reason != "" {
 		return invalid(key, name, reason)
 	}
 	if prev, ok := used[scope+name]; ok {
@@ -257,7 +259,7 @@ func (v *validator) ifName(key, name string, required bool, used map[string]stri
 }
 
 // checkIfName returns why name cannot be a link's interface name, or "".
-func checkIfName(name, master string) string {
+func checkIfName(name string, reserved []string) string {
 	switch {
 	case len(name) > MaxIfNameLen:
 		return fmt.Sprintf("interface name longer than %d characters", MaxIfNameLen)
@@ -269,8 +271,10 @@ func checkIfName(name, master string) string {
 		return "interface name with '/', ':', whitespace or a control character"
 	case name == "lo":
 		return "clashes with the loopback interface"
-	case master != "" && name == master:
-		return "clashes with the master interface " + master
+	case len(reserved) > 0 && name == reserved[0]:
+		return "clashes with the master interface " + name
+	case slices.Contains(reserved, name):
+		return "clashes with " + name + ", the interface of a delegate"
 	}
 	return ""
 }

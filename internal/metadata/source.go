@@ -41,7 +41,7 @@ type Source interface {
 // When q has no pod name, the ratchet.pod_name and ratchet.namespace labels
 // of a source that is passed over fill it in for the sources after it (a
 // container labelled only with its pod name points to the announced record).
-func Lookup(ctx context.Context, sources []Source, q Query, masterIfName string) (*Pod, string, error) {
+func Lookup(ctx context.Context, sources []Source, q Query, reserved ...string) (*Pod, string, error) {
 	var unavailable []error
 	for _, s := range sources {
 		labels, err := s.Labels(ctx, q)
@@ -54,7 +54,7 @@ func Lookup(ctx context.Context, sources []Source, q Query, masterIfName string)
 		case err != nil:
 			return nil, s.Name(), fmt.Errorf("metadata source %s: %w", s.Name(), err)
 		}
-		pod, err := Parse(labels, masterIfName)
+		pod, err := Parse(labels, reserved...)
 		if err != nil {
 			return nil, s.Name(), fmt.Errorf("metadata from %s: %w", s.Name(), err)
 		}

@@ -6,64 +6,70 @@ import (
 	"fmt"
 	"time"
 
-	"github.com/containernetworking/cni/pkg/types"
-
 	"github.com/ratchet-cni/ratchet/internal/metadata"
 	"github.com/ratchet-cni/ratchet/internal/store"
 )
 
-// prepared is the outcome of Prepare.
-type prepared struct {
-	pod *metadata.Pod
-	src string
-	err error
+// Prepared is the read-only part of an ADD, started ahead by Prepare so that
+// it overlaps the delegates: the metadata lookup and, for a ratchet pod, the
+// etcd connection.
+type Prepared struct {
+	done chan struct{}
+	pod  *metadata.Pod
+	src  string
+	err  error
 }
 
-// Prepare starts, in the background, the read-only part of ADD so that it
-// overlaps the delegates: the metadata lookup and, for a ratchet pod, the
-// etcd connection. It writes nothing; Add waits for it and uses it.
-func (m *Manager) Prepare(ctx context.Context, req *Request) {
-	ch := make(chan prepared, 1)
-	m.prep = ch
+// Wait blocks until the preparation has finished (so that the Manager may be
+// closed). A nil Prepared is finished.
+func (p *Prepared) Wait() {
+	if p != nil {
+		<-p.done
+	}
+}
+
+// Prepare starts the metadata lookup and, for a ratchet pod, the etcd
+// connection in the background. It writes nothing; hand the result to Add,
+// and Wait for it before Close when Add is not called.
+func (m *Manager) Prepare(ctx context.Context, req *Request) *Prepared {
+	p := &Prepared{done: make(chan struct{})}
 	go func() {
-		pod, src, err := m.lookup(ctx, req)
-		if err == nil && pod != nil {
+		defer close(p.done)
+		p.pod, p.src, p.err = m.lookup(ctx, req)
+		if p.err == nil && p.pod != nil {
 			if kv, serr := m.store(); serr == nil {
 				pctx, cancel := context.WithTimeout(ctx, m.conf.Etcd.Timeout.D())
 				_ = kv.Ping(pctx) // connect now; Add reports any real failure
 				cancel()
 			}
 		}
-		ch <- prepared{pod, src, err}
 	}()
+	return p
 }
 
-// Add pairs a pod after delegation. A pod without ratchet metadata is left
-// alone (and etcd is not asked). On failure everything this ADD recorded or
-// built is undone; the error carries its CNI code.
-func (m *Manager) Add(ctx context.Context, req *Request) error {
+// Add pairs a pod after delegation, using prep when Prepare ran (nil: look
+// the pod up now). A pod without ratchet metadata is left alone (and etcd is
+// not asked). On failure everything this ADD recorded or built is undone.
+func (m *Manager) Add(ctx context.Context, req *Request, prep *Prepared) error {
 	t := m.phases("lookup")
-	var pod *metadata.Pod
-	var src string
-	var err error
-	if m.prep != nil {
-		p := <-m.prep
-		m.prep = nil
-		pod, src, err = p.pod, p.src, p.err
+	if prep == nil {
+		prep = &Prepared{}
+		prep.pod, prep.src, prep.err = m.lookup(ctx, req)
 	} else {
-		pod, src, err = m.lookup(ctx, req)
+		prep.Wait()
 	}
+	pod, err := prep.pod, prep.err
 	t("metadata")
 	if err != nil || pod == nil {
-		return classify(err)
+		return err
 	}
 	ctx, cancel := m.opContext(ctx)
 	defer cancel()
-	log := m.log.With("pod", podKey(pod.Namespace, pod.Name), "source", src)
+	log := m.log.With("pod", podKey(pod.Namespace, pod.Name), "source", prep.src)
 	start := time.Now()
 	pending, err := m.add(ctx, req, pod)
 	if err != nil {
-		return classify(fmt.Errorf("pod %s: %w", podKey(pod.Namespace, pod.Name), err))
+		return fmt.Errorf("pod %s: %w", podKey(pod.Namespace, pod.Name), err)
 	}
 	log.Info("paired", "pending", pending, "took", time.Since(start))
 	return nil
@@ -75,7 +81,7 @@ func (m *Manager) lookup(ctx context.Context, req *Request) (*metadata.Pod, stri
 	q := metadata.Query{ContainerID: req.ContainerID, PodNamespace: ns, PodName: name}
 	lctx, cancel := context.WithTimeout(ctx, 2*m.conf.Etcd.Timeout.D())
 	defer cancel()
-	return metadata.Lookup(lctx, m.sources, q, req.IfName)
+	return metadata.Lookup(lctx, m.sources, q, req.Reserved...)
 }
 
 // add records the pod, declares its links, settles each one and leaves a
@@ -90,7 +96,7 @@ func (m *Manager) add(ctx context.Context, req *Request, pod *metadata.Pod) (pen
 	t("store")
 	addr, err := m.hostAddress()
 	if err != nil {
-		return 0, &Error{Code: types.ErrInvalidNetworkConfig, Err: err}
+		return 0, fmt.Errorf("%w: %w", ErrBadConfig, err)
 	}
 	me := store.PodRecord{
 		Namespace: pod.Namespace, Name: pod.Name, ContainerID: req.ContainerID, Netns: req.NetNS,
@@ -124,7 +130,7 @@ func (m *Manager) add(ctx context.Context, req *Request, pod *metadata.Pod) (pen
 	if pending > 0 {
 		job := &Job{Netconf: req.Netconf, ContainerID: req.ContainerID, NetNS: req.NetNS, IfName: req.IfName,
 			Args: req.Args, Namespace: pod.Namespace, Name: pod.Name}
-		if err := m.spawnCompleter(job); err != nil {
+		if err := m.spawn(job); err != nil {
 			return 0, fmt.Errorf("start completer: %w", err)
 		}
 	}
@@ -147,11 +153,14 @@ func (m *Manager) pair(ctx context.Context, kv store.Store, me *store.PodRecord)
 		return nil, err
 	}
 	t("announced")
+	if err := m.dropUndeclared(ctx, kv, v, me, want); err != nil {
+		return nil, err
+	}
 	if err := m.ensureLinks(ctx, kv, v, want); err != nil {
 		return nil, err
 	}
 	t("ensure")
-	pending, waiting, err := m.settleAll(ctx, kv, v, me, v.linksOf(me.Name), false)
+	pending, waiting, err := m.settleAll(ctx, kv, v, me, v.linksOf(me.Name), roleAdd)
 	t("settle")
 	if err != nil || len(waiting) == 0 {
 		return pending, err
@@ -168,7 +177,7 @@ func (m *Manager) waitClaims(ctx context.Context, kv store.Store, v *view, me *s
 	defer cancel()
 	events := kv.Watch(wctx, m.keys.Links(me.Namespace), v.rev)
 	for len(ids) > 0 {
-		pending, waiting, err := m.settleAll(ctx, kv, v, me, ids, false)
+		pending, waiting, err := m.settleAll(ctx, kv, v, me, ids, roleAdd)
 		if err != nil {
 			return nil, err
 		}
@@ -194,7 +203,7 @@ func (m *Manager) waitClaims(ctx context.Context, kv store.Store, v *view, me *s
 // left on this host is removed.
 func (m *Manager) recordPod(ctx context.Context, kv store.Store, me store.PodRecord) error {
 	key := m.keys.Pod(me.Namespace, me.Name)
-	for range maxCASRetries {
+	for range store.MaxRetries {
 		_, err := store.CreateJSON(ctx, kv, key, me, 0)
 		if err == nil {
 			return nil
@@ -202,17 +211,15 @@ func (m *Manager) recordPod(ctx context.Context, kv store.Store, me store.PodRec
 		if !errors.Is(err, store.ErrExists) {
 			return fmt.Errorf("record pod: %w", err)
 		}
-		prev, ver, err := store.GetPod(ctx, kv, m.keys, me.Namespace, me.Name)
+		var prev store.PodRecord
+		_, _, err = store.Update(ctx, kv, key, func(p *store.PodRecord) error {
+			prev, *p = *p, me
+			return nil
+		})
 		if errors.Is(err, store.ErrNotFound) {
-			continue
+			continue // deleted meanwhile: create it
 		}
 		if err != nil {
-			return fmt.Errorf("read pod record: %w", err)
-		}
-		if _, err := store.UpdateJSON(ctx, kv, key, me, ver); err != nil {
-			if errors.Is(err, store.ErrConflict) || errors.Is(err, store.ErrNotFound) {
-				continue
-			}
 			return fmt.Errorf("replace pod record: %w", err)
 		}
 		if prev.ContainerID != me.ContainerID {
@@ -221,7 +228,7 @@ func (m *Manager) recordPod(ctx context.Context, kv store.Store, me store.PodRec
 		}
 		return nil
 	}
-	return fmt.Errorf("record pod %s: too much contention", podKey(me.Namespace, me.Name))
+	return fmt.Errorf("record pod %s: %w", podKey(me.Namespace, me.Name), store.ErrConflict)
 }
 
 // retire removes what an earlier incarnation of a pod left on this host:

@@ -150,7 +150,7 @@ func (c *completion) run(ctx context.Context) error {
 			c.m.log.Info("completer: pod gone or replaced", "pod", podKey(c.job.Namespace, c.job.Name))
 			return nil
 		}
-		pending, waiting, err := c.m.settleAll(ctx, c.kv, c.v, &me, c.v.linksOf(me.Name), true)
+		pending, waiting, err := c.m.settleAll(ctx, c.kv, c.v, &me, c.v.linksOf(me.Name), roleCompleter)
 		if err != nil {
 			c.m.log.Warn("completer: link failed; retrying when something changes", "err", err)
 		}
@@ -281,7 +281,7 @@ func (m *Manager) timedOut(ctx context.Context, kv store.Store, job *Job, pendin
 			if r.State == store.LinkWired {
 				return false
 			}
-			_, theirs := ends(r, job.Name)
+			_, theirs := r.EndsOf(job.Name)
 			r.State = store.LinkFailed
 			r.Reason = fmt.Sprintf("peer %s not wired within pairTimeout (%s)", podKey(job.Namespace, theirs.Pod), m.conf.PairTimeout)
 			return true
@@ -299,7 +299,7 @@ func (m *Manager) lock(ctx context.Context, kv store.Store, job *Job) (int64, bo
 	key := m.keys.Completer(job.Namespace, job.Name)
 	rec := store.CompleterRecord{ContainerID: job.ContainerID, Host: m.conf.Host.Name, PID: os.Getpid(), Started: time.Now().UTC()}
 	ttl := m.conf.PairTimeout.D() + 30*time.Second
-	for range maxCASRetries {
+	for range store.MaxRetries {
 		kvr, err := store.CreateJSON(ctx, kv, key, rec, ttl)
 		if err == nil {
 			return kvr.Version, true, nil
@@ -377,7 +377,7 @@ func RunCompleter(jobFile string) int {
 	defer stop()
 	ctx, cancel := context.WithTimeout(ctx, conf.PairTimeout.D())
 	defer cancel()
-	m := New(conf, log)
+	m := New(conf, log, Deps{})
 	defer m.Close()
 	start := time.Now()
 	if err := m.Complete(ctx, job); err != nil {

@@ -50,41 +50,42 @@ func TestDecideTakesTheRightStep(t *testing.T) {
 		name      string
 		rec       *store.LinkRecord
 		peerHost  string
-		completer bool
-		want      step
+		role     role
+		want     step
 	}{
-		{"link record gone", nil, "h1", false, stepDone},
-		{"peer absent", base(nil), "", false, stepPending},
-		{"peer absent in completer", base(nil), "", true, stepPending},
-		{"same host, first to see the peer", base(nil), "h1", false, stepVeth},
-		{"same host wired for these containers", base(wired), "h1", false, stepDone},
-		{"same host wired, completer", base(wired), "h1", true, stepDone},
-		{"same host wired for an older peer", base(func(r *store.LinkRecord) { wired(r); r.B.ContainerID = "old" }), "h1", false, stepVeth},
-		{"same host wired but peer end down", base(func(r *store.LinkRecord) { wired(r); r.B.Up = false }), "h1", false, stepVeth},
-		{"live foreign claim", base(func(r *store.LinkRecord) { r.Builder, r.Claimed = "cb", now }), "h1", false, stepWait},
-		{"live foreign claim, completer", base(func(r *store.LinkRecord) { r.Builder, r.Claimed = "cb", now }), "h1", true, stepWait},
-		{"live own claim", base(func(r *store.LinkRecord) { r.Builder, r.Claimed = "ca", now }), "h1", false, stepVeth},
-		{"completer without claim", base(nil), "h1", true, stepPending},
-		{"completer with own live claim", base(func(r *store.LinkRecord) { r.Builder, r.Claimed = "ca", now }), "h1", true, stepPending},
-		{"stale claim", base(func(r *store.LinkRecord) { r.Builder, r.Claimed = "cb", stale }), "h1", false, stepVeth},
-		{"stale claim, completer", base(func(r *store.LinkRecord) { r.Builder, r.Claimed = "cb", stale }), "h1", true, stepVeth},
+		{"link record gone", nil, "h1", roleAdd, stepDone},
+		{"peer absent", base(nil), "", roleAdd, stepPending},
+		{"peer absent in completer", base(nil), "", roleCompleter, stepPending},
+		{"same host, first to see the peer", base(nil), "h1", roleAdd, stepVeth},
+		{"same host wired for these containers", base(wired), "h1", roleAdd, stepDone},
+		{"same host wired, completer", base(wired), "h1", roleCompleter, stepDone},
+		{"same host wired for an older peer", base(func(r *store.LinkRecord) { wired(r); r.B.ContainerID = "old" }), "h1", roleAdd, stepVeth},
+		{"same host wired but peer end down", base(func(r *store.LinkRecord) { wired(r); r.B.Up = false }), "h1", roleAdd, stepVeth},
+		{"live foreign claim", base(func(r *store.LinkRecord) { r.Builder, r.Claimed = "cb", now }), "h1", roleAdd, stepWait},
+		{"live foreign claim, completer", base(func(r *store.LinkRecord) { r.Builder, r.Claimed = "cb", now }), "h1", roleCompleter, stepWait},
+		{"live own claim", base(func(r *store.LinkRecord) { r.Builder, r.Claimed = "ca", now }), "h1", roleAdd, stepVeth},
+		{"completer without claim", base(nil), "h1", roleCompleter, stepPending},
+		{"completer with own live claim", base(func(r *store.LinkRecord) { r.Builder, r.Claimed = "ca", now }), "h1", roleCompleter, stepPending},
+		{"stale claim", base(func(r *store.LinkRecord) { r.Builder, r.Claimed = "cb", stale }), "h1", roleAdd, stepVeth},
+		{"stale claim, completer", base(func(r *store.LinkRecord) { r.Builder, r.Claimed = "cb", stale }), "h1", roleCompleter, stepVeth},
 		{"failed for the same incarnations", base(func(r *store.LinkRecord) {
 			r.State, r.A.ContainerID, r.B.ContainerID = store.LinkFailed, "ca", "cb"
-		}), "h1", false, stepPending},
+		}), "h1", roleAdd, stepPending},
 		{"failed for an older peer", base(func(r *store.LinkRecord) {
 			r.State, r.A.ContainerID, r.B.ContainerID = store.LinkFailed, "ca", "old"
-		}), "h1", false, stepVeth},
-		{"cross host, no VNI yet", base(nil), "h2", false, stepVxlan},
-		{"cross host, completer builds too", base(nil), "h2", true, stepVxlan},
-		{"cross host, own end up", base(vxlanUp), "h2", false, stepDone},
-		{"cross host, peer moved", base(func(r *store.LinkRecord) { vxlanUp(r); r.A.Remote = "192.0.2.9" }), "h2", false, stepVxlan},
-		{"cross host, end of an older container", base(func(r *store.LinkRecord) { vxlanUp(r); r.A.ContainerID = "old" }), "h2", false, stepVxlan},
-		{"cross host, own end down", base(func(r *store.LinkRecord) { vxlanUp(r); r.A.Up = false }), "h2", false, stepVxlan},
+		}), "h1", roleAdd, stepVeth},
+		{"cross host, no VNI yet", base(nil), "h2", roleAdd, stepVxlan},
+		{"cross host, completer builds too", base(nil), "h2", roleCompleter, stepVxlan},
+		{"cross host, own end up", base(vxlanUp), "h2", roleAdd, stepDone},
+		{"cross host, peer moved", base(func(r *store.LinkRecord) { vxlanUp(r); r.A.Remote = "192.0.2.9" }), "h2", roleAdd, stepVxlan},
+		{"cross host, end of an older container", base(func(r *store.LinkRecord) { vxlanUp(r); r.A.ContainerID = "old" }), "h2", roleAdd, stepVxlan},
+		{"blocked by another link's end", base(func(r *store.LinkRecord) { r.Blocked = "c.x--b.in1" }), "h1", roleAdd, stepPending},
+		{"cross host, own end down", base(func(r *store.LinkRecord) { vxlanUp(r); r.A.Up = false }), "h2", roleAdd, stepVxlan},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			v, me := decideView(tc.rec, tc.peerHost)
-			if got := testManager(t).decide(v, me, linkAB, tc.completer); got != tc.want {
-				t.Errorf("decide = %d, want %d", got, tc.want)
+			if got := decide(v, me, linkAB, tc.role); got != tc.want {
+				t.Errorf("decide = %s, want %s", got, tc.want)
 			}
 		})
 	}

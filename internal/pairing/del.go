@@ -1,6 +1,7 @@
 package pairing
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -9,10 +10,8 @@ import (
 
 	"github.com/containernetworking/cni/pkg/types"
 
-	"github.com/ratchet-cni/ratchet/internal/config"
 	"github.com/ratchet-cni/ratchet/internal/metadata"
 	"github.com/ratchet-cni/ratchet/internal/store"
-	"github.com/ratchet-cni/ratchet/internal/wiring"
 )
 
 // Del undoes the pairing of a container: its completer, its link ends, its
@@ -26,35 +25,27 @@ func (m *Manager) Del(ctx context.Context, req *Request) error {
 	kv, err := m.store()
 	if err != nil {
 		if ok {
-			st.NetNS = pick(req.NetNS, st.NetNS)
+			st.NetNS = cmp.Or(req.NetNS, st.NetNS)
 			m.removeLinks(ctx, st, st.IfNames)
 		}
-		return classify(err)
+		return err
 	}
 	ctx, cancel := m.opContext(ctx)
 	defer cancel()
 	if !ok {
 		// The state file is corrupt: find the pod by its container ID.
 		if st, ok, err = m.findByContainer(ctx, kv, req); err != nil {
-			return classify(err)
+			return err
 		}
 		if !ok {
 			m.log.Warn("corrupt pairing state and no record of the container; removing the state")
-			return classify(errors.Join(m.removeLocal(req.ContainerID), m.removeJob(req.ContainerID)))
+			return errors.Join(m.removeLocal(req.ContainerID), m.removeJob(req.ContainerID))
 		}
 	}
 	if req.NetNS != "" {
 		st.NetNS = req.NetNS
 	}
-	return classify(m.teardown(ctx, kv, st))
-}
-
-// pick returns a unless it is empty, else b.
-func pick(a, b string) string {
-	if a != "" {
-		return a
-	}
-	return b
+	return m.teardown(ctx, kv, st)
 }
 
 // findByContainer finds the pod record of a container: the pod named in
@@ -112,7 +103,7 @@ func (m *Manager) teardown(ctx context.Context, kv store.Store, st localState) e
 	names := append([]string{}, st.IfNames...)
 	for _, id := range ids {
 		l, _ := v.link(id)
-		mine, _ := ends(&l.val, st.Name)
+		mine, _ := l.val.EndsOf(st.Name)
 		names = append(names, mine.IfName)
 	}
 	m.removeLinks(ctx, st, names)
@@ -122,9 +113,10 @@ func (m *Manager) teardown(ctx context.Context, kv store.Store, st localState) e
 	if current {
 		err := parallelCtx(ctx, len(ids), func(ctx context.Context, i int) error {
 			l, _ := v.link(ids[i])
-			_, theirs := ends(&l.val, st.Name)
+			_, theirs := l.val.EndsOf(st.Name)
 			_, peerThere := v.pod(theirs.Pod)
-			return m.releaseLink(ctx, kv, st, ids[i], peerThere)
+			_, err := store.ReleaseLink(ctx, kv, m.keys, st.Namespace, ids[i], st.Name, st.ContainerID, peerThere)
+			return err
 		})
 		if err != nil {
 			return err
@@ -138,7 +130,7 @@ func (m *Manager) teardown(ctx context.Context, kv store.Store, st localState) e
 // an earlier, interrupted DEL) rather than a newer incarnation's.
 func (m *Manager) deletePodRecord(ctx context.Context, kv store.Store, st localState, rec store.PodRecord, ver int64, getErr error) (bool, error) {
 	key := m.keys.Pod(st.Namespace, st.Name)
-	for range maxCASRetries {
+	for range store.MaxRetries {
 		if errors.Is(getErr, store.ErrNotFound) {
 			return true, nil
 		}
@@ -174,80 +166,12 @@ func (m *Manager) removeLinks(ctx context.Context, st localState, names []string
 		return
 	}
 	start := time.Now()
-	n, err := wiring.RemoveLinks(ctx, netns, names)
+	n, err := m.wire.RemoveLinks(ctx, netns, names)
 	if err != nil {
 		m.log.Warn("remove link ends", "netns", netns, "err", err)
 		return
 	}
 	m.log.Debug("removed link ends", "netns", netns, "count", n, "took", time.Since(start))
-}
-
-// releaseLink hands a link back after one of its pods went away: pending
-// for the peer to be re-paired, or deleted (with its VNI) when the peer is
-// gone too.
-func (m *Manager) releaseLink(ctx context.Context, kv store.Store, st localState, id string, peerThere bool) error {
-	if !peerThere {
-		return m.deleteLink(ctx, kv, st, id)
-	}
-	_, _, err := m.updateLink(ctx, kv, st.Namespace, id, func(r *store.LinkRecord) bool {
-		mine, theirs := ends(r, st.Name)
-		if !ownedBy(mine, st.ContainerID) {
-			return false // a newer incarnation's end: not ours to release
-		}
-		mine.Up, mine.ContainerID, mine.Remote = false, "", ""
-		if r.VNI == 0 {
-			theirs.Up = false // the veth went with this end
-		}
-		if r.Builder == st.ContainerID {
-			r.Builder = ""
-		}
-		r.State, r.Reason = store.LinkPending, ""
-		return true
-	})
-	if err != nil && !errors.Is(err, store.ErrNotFound) {
-		return fmt.Errorf("release link %s: %w", id, err)
-	}
-	return nil
-}
-
-// ownedBy reports whether a link end is the container's or nobody's.
-func ownedBy(end *store.LinkEnd, containerID string) bool {
-	return end.ContainerID == "" || end.ContainerID == containerID
-}
-
-// deleteLink removes a link's record (unless a newer incarnation of the pod
-// took its end meanwhile) and releases its VNI.
-func (m *Manager) deleteLink(ctx context.Context, kv store.Store, st localState, id string) error {
-	ns := st.Namespace
-	var rec store.LinkRecord
-	for attempt := 0; ; attempt++ {
-		var ver int64
-		var err error
-		rec, ver, err = store.GetLink(ctx, kv, m.keys, ns, id)
-		if errors.Is(err, store.ErrNotFound) {
-			return nil
-		}
-		if err != nil {
-			return fmt.Errorf("read link %s: %w", id, err)
-		}
-		if mine, _ := ends(&rec, st.Name); !ownedBy(mine, st.ContainerID) {
-			return nil
-		}
-		err = kv.Delete(ctx, m.keys.Link(ns, id), ver)
-		if err == nil || errors.Is(err, store.ErrNotFound) {
-			break
-		}
-		if !errors.Is(err, store.ErrConflict) || attempt >= maxCASRetries {
-			return fmt.Errorf("delete link %s: %w", id, err)
-		}
-	}
-	if rec.VNI != 0 {
-		owner := m.keys.Link(ns, id)
-		if err := store.ReleaseVNI(ctx, kv, m.keys, rec.VNI, owner); err != nil && !errors.Is(err, store.ErrNotFound) {
-			return fmt.Errorf("release VNI %d of link %s: %w", rec.VNI, id, err)
-		}
-	}
-	return nil
 }
 
 // Check verifies that every link end recorded as up for this container
@@ -259,27 +183,27 @@ func (m *Manager) Check(ctx context.Context, req *Request) error {
 	}
 	kv, err := m.store()
 	if err != nil {
-		return classify(err)
+		return err
 	}
 	links, _, err := store.ListLinks(ctx, kv, m.keys, st.Namespace)
 	if err != nil {
-		return classify(err)
+		return err
 	}
 	var errs []error
 	for _, e := range links {
 		rec := e.Value
-		if !involves(&rec, st.Name) {
+		if !rec.Involves(st.Name) {
 			continue
 		}
-		if mine, _ := ends(&rec, st.Name); mine.Up && mine.ContainerID == st.ContainerID {
+		if mine, _ := rec.EndsOf(st.Name); mine.Up && mine.ContainerID == st.ContainerID {
 			errs = append(errs, m.checkEnd(ctx, req.NetNS, &rec, mine))
 		}
 	}
-	return classify(errors.Join(errs...))
+	return errors.Join(errs...)
 }
 
 func (m *Manager) checkEnd(ctx context.Context, netns string, rec *store.LinkRecord, mine *store.LinkEnd) error {
-	info, err := wiring.Lookup(ctx, netns, mine.IfName)
+	info, err := m.wire.Lookup(ctx, netns, mine.IfName)
 	if err != nil {
 		return fmt.Errorf("link %s: %w", rec.ID, err)
 	}
@@ -303,13 +227,13 @@ func (m *Manager) checkEnd(ctx context.Context, netns string, rec *store.LinkRec
 }
 
 // Status reports whether etcd is reachable.
-func (m *Manager) Status(ctx context.Context, _ *config.NetConf) error {
+func (m *Manager) Status(ctx context.Context) error {
 	kv, err := m.store()
 	if err == nil {
 		err = kv.Ping(ctx)
 	}
 	if err != nil {
-		return &Error{Code: types.ErrTryAgainLater, Err: fmt.Errorf("etcd: %w", err)}
+		return fmt.Errorf("etcd: %w", err)
 	}
 	return nil
 }
@@ -317,14 +241,14 @@ func (m *Manager) Status(ctx context.Context, _ *config.NetConf) error {
 // GC tears down the pairing of this host's containers that are not in the
 // valid attachments: those with local state and those with a pod record
 // naming this host.
-func (m *Manager) GC(ctx context.Context, _ *config.NetConf, valid []types.GCAttachment) error {
+func (m *Manager) GC(ctx context.Context, valid []types.GCAttachment) error {
 	keep := map[string]bool{}
 	for _, v := range valid {
 		keep[v.ContainerID] = true
 	}
 	kv, err := m.store()
 	if err != nil {
-		return classify(err)
+		return err
 	}
 	var stale []localState
 	for _, id := range m.localContainers() {
@@ -334,7 +258,7 @@ func (m *Manager) GC(ctx context.Context, _ *config.NetConf, valid []types.GCAtt
 	}
 	pods, _, err := store.ListPods(ctx, kv, m.keys, "")
 	if err != nil {
-		return classify(err)
+		return err
 	}
 	for _, e := range pods {
 		p := e.Value
@@ -348,5 +272,5 @@ func (m *Manager) GC(ctx context.Context, _ *config.NetConf, valid []types.GCAtt
 			errs = append(errs, fmt.Errorf("gc %s: %w", st.ContainerID, err))
 		}
 	}
-	return classify(errors.Join(errs...))
+	return errors.Join(errs...)
 }

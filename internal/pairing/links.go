@@ -11,9 +11,6 @@ import (
 	"github.com/ratchet-cni/ratchet/internal/store"
 )
 
-// maxCASRetries bounds the read-modify-write loops on one record.
-const maxCASRetries = 20
-
 // workers bounds the links one process sets up at once: enough to overlap
 // etcd round trips, few enough not to crowd the kernel's rtnl lock.
 const workers = 8
@@ -44,19 +41,6 @@ func endLess(x, y store.LinkEnd) bool {
 		return x.Pod < y.Pod
 	}
 	return x.IfName < y.IfName
-}
-
-// ends returns the end of rec that belongs to pod and the other one.
-func ends(rec *store.LinkRecord, pod string) (mine, peer *store.LinkEnd) {
-	if rec.A.Pod == pod {
-		return &rec.A, &rec.B
-	}
-	return &rec.B, &rec.A
-}
-
-// involves reports whether rec has an end on pod.
-func involves(rec *store.LinkRecord, pod string) bool {
-	return rec.A.Pod == pod || rec.B.Pod == pod
 }
 
 // wanted is a link record a pod wants to exist, and whether the pod
@@ -120,38 +104,155 @@ func (m *Manager) announcedTowards(ctx context.Context, kv store.Store, pod *met
 	return out, nil
 }
 
-// ensureLinks makes sure every wanted link has a record, creating the
-// missing ones in parallel; a declaring pod also corrects a record that was
-// created from the peer's expectation. The view is updated.
+// ensureLinks makes sure every wanted link has a record whose ends it
+// owns, creating the missing ones in parallel; a declaring pod also
+// corrects a record that was created from the peer's expectation. The view
+// is updated. A conflict on a link this pod declares is its error; one on a
+// link another pod declares towards it is recorded on that link.
 func (m *Manager) ensureLinks(ctx context.Context, kv store.Store, v *view, want []wanted) error {
 	return parallelCtx(ctx, len(want), func(ctx context.Context, i int) error {
-		w := want[i]
-		cur, ok := v.link(w.rec.ID)
-		if !ok {
-			kvr, err := store.CreateJSON(ctx, kv, m.keys.Link(v.ns, w.rec.ID), w.rec, 0)
-			if err == nil {
-				v.setLink(w.rec, kvr.Version)
-				return nil
-			}
-			if !errors.Is(err, store.ErrExists) {
-				return wrapLink(w.rec.ID, "create", err)
-			}
-		} else if !w.declared || sameDescription(&cur.val, &w.rec) {
+		err := m.ensureLink(ctx, kv, v, want[i])
+		if err != nil && !want[i].declared && errors.Is(err, ErrConflict) {
+			m.log.Warn("link towards this pod conflicts; recorded as failed", "link", want[i].rec.ID, "err", err)
 			return nil
 		}
-		rec, ver, err := m.updateLink(ctx, kv, v.ns, w.rec.ID, func(r *store.LinkRecord) bool {
-			if !w.declared || sameDescription(r, &w.rec) {
-				return false
-			}
-			r.Declarer, r.A.IP, r.B.IP, r.MTU = w.rec.Declarer, w.rec.A.IP, w.rec.B.IP, w.rec.MTU
-			// Ends built from the old description are rebuilt.
-			r.A.Up, r.B.Up, r.State, r.Reason = false, false, store.LinkPending, ""
-			return true
-		})
-		if err != nil {
-			return wrapLink(w.rec.ID, "update", err)
+		return err
+	})
+}
+
+// ensureLink creates or corrects the record of one wanted link.
+func (m *Manager) ensureLink(ctx context.Context, kv store.Store, v *view, w wanted) error {
+	cur, ok := v.link(w.rec.ID)
+	if !ok || cur.val.Blocked != "" {
+		if err := m.claim(ctx, kv, v, w, ok); err != nil || !ok {
+			return err
 		}
-		v.setLink(rec, ver)
+		cur, _ = v.link(w.rec.ID)
+	}
+	if !w.declared || sameDescription(&cur.val, &w.rec) {
+		return nil
+	}
+	if cur.val.Declarer != w.rec.Declarer && m.stillDeclares(ctx, kv, v, &cur.val) {
+		return fmt.Errorf("link %s: %w: declared differently by pods %s and %s", w.rec.ID, ErrConflict,
+			cur.val.Declarer, w.rec.Declarer)
+	}
+	rec, ver, err := store.Update(ctx, kv, m.keys.Link(v.ns, w.rec.ID), func(r *store.LinkRecord) error {
+		if sameDescription(r, &w.rec) {
+			return store.ErrUnchanged
+		}
+		r.Declarer, r.A.IP, r.B.IP, r.MTU = w.rec.Declarer, w.rec.A.IP, w.rec.B.IP, w.rec.MTU
+		// Ends built from the old description are rebuilt.
+		r.A.Up, r.B.Up, r.State, r.Reason, r.Updated = false, false, store.LinkPending, "", time.Now().UTC()
+		return nil
+	})
+	if err != nil {
+		return wrapLink(w.rec.ID, "update", err)
+	}
+	v.setLink(rec, ver)
+	return nil
+}
+
+// claim takes both ends of a wanted link and creates its record (exists:
+// the record is there but blocked, and is unblocked). When an end belongs to
+// another link, the link is recorded blocked, failed with the reason, and
+// the conflict returned.
+func (m *Manager) claim(ctx context.Context, kv store.Store, v *view, w wanted, exists bool) error {
+	key := m.keys.Link(v.ns, w.rec.ID)
+	err := store.ClaimEnds(ctx, kv, m.keys, &w.rec)
+	var conflict *store.EndConflict
+	if err != nil && !errors.As(err, &conflict) {
+		return wrapLink(w.rec.ID, "claim the ends of", err)
+	}
+	if conflict != nil && w.declared {
+		return fmt.Errorf("link %s: %w: %w", w.rec.ID, ErrConflict, conflict) // nothing changed
+	}
+	rec := w.rec
+	if conflict != nil {
+		rec.Blocked, rec.State, rec.Reason = conflict.Owner, store.LinkFailed, conflict.Error()
+	}
+	if !exists {
+		kvr, cerr := store.CreateJSON(ctx, kv, key, rec, 0)
+		if cerr == nil {
+			v.setLink(rec, kvr.Version)
+		} else if !errors.Is(cerr, store.ErrExists) {
+			return wrapLink(w.rec.ID, "create", cerr)
+		}
+	} else {
+		out, ver, uerr := store.Update(ctx, kv, key, func(r *store.LinkRecord) error {
+			r.Blocked, r.State, r.Reason, r.Updated = rec.Blocked, rec.State, rec.Reason, time.Now().UTC()
+			return nil
+		})
+		if uerr != nil && !errors.Is(uerr, store.ErrNotFound) {
+			return wrapLink(w.rec.ID, "update", uerr)
+		}
+		v.setLink(out, ver)
+	}
+	if conflict != nil {
+		return fmt.Errorf("link %s: %w: %w", w.rec.ID, ErrConflict, conflict)
+	}
+	return nil
+}
+
+// stillDeclares reports whether the declarer recorded in rec still declares
+// that link: in its pod record or its announced record.
+func (m *Manager) stillDeclares(ctx context.Context, kv store.Store, v *view, rec *store.LinkRecord) bool {
+	if p, ok := v.pod(rec.Declarer); ok && declares(&p.val.Pod, rec.ID) {
+		return true
+	}
+	labels, _, err := store.GetAnnounce(ctx, kv, m.keys, v.ns, rec.Declarer)
+	if err != nil {
+		return !errors.Is(err, store.ErrNotFound) // unknown: assume it does
+	}
+	p, err := metadata.Parse(labels)
+	return err == nil && p != nil && declares(p, rec.ID)
+}
+
+// declares reports whether pod declares (or expects) link id.
+func declares(pod *metadata.Pod, id string) bool {
+	for _, l := range append(append([]metadata.Link{}, pod.Links...), pod.Expects...) {
+		if store.LinkID(pod.Name, l.IfName, l.Peer, l.PeerIfName) == id {
+			return true
+		}
+	}
+	return false
+}
+
+// dropUndeclared deletes the records of the links of the pod that no
+// current record describes any more (a link of an earlier incarnation): a
+// link exists only while a pod declares or expects it.
+func (m *Manager) dropUndeclared(ctx context.Context, kv store.Store, v *view, me *store.PodRecord, want []wanted) error {
+	wanted := map[string]bool{}
+	for _, w := range want {
+		wanted[w.rec.ID] = true
+	}
+	var stale []string
+	for _, id := range v.linksOf(me.Name) {
+		l, _ := v.link(id)
+		_, theirs := l.val.EndsOf(me.Name)
+		peer, ok := v.pod(theirs.Pod)
+		if wanted[id] || ok && declares(&peer.val.Pod, id) {
+			continue
+		}
+		stale = append(stale, id)
+	}
+	return parallelCtx(ctx, len(stale), func(ctx context.Context, i int) error {
+		if _, err := store.DeleteLink(ctx, kv, m.keys, v.ns, stale[i], func(*store.LinkRecord) bool { return false }); err != nil {
+			return err
+		}
+		m.log.Info("removed a link no pod declares any more", "link", stale[i])
+		v.dropLink(stale[i])
+		return nil
+	})
+}
+
+// updateLink applies change to the current record of a link (see
+// store.Update); change returns false to leave the record as it is.
+func (m *Manager) updateLink(ctx context.Context, kv store.Store, ns, id string, change func(*store.LinkRecord) bool) (store.LinkRecord, int64, error) {
+	return store.Update(ctx, kv, m.keys.Link(ns, id), func(r *store.LinkRecord) error {
+		if !change(r) {
+			return store.ErrUnchanged
+		}
+		r.Updated = time.Now().UTC()
 		return nil
 	})
 }
@@ -165,29 +266,6 @@ func wrapLink(id, op string, err error) error {
 		return nil
 	}
 	return fmt.Errorf("%s record of link %s: %w", op, id, err)
-}
-
-// updateLink applies change to the current record of a link with a CAS
-// loop, returning the record and its new version. change returns false to
-// leave the record as it is. A missing record is store.ErrNotFound.
-func (m *Manager) updateLink(ctx context.Context, kv store.Store, ns, id string, change func(*store.LinkRecord) bool) (store.LinkRecord, int64, error) {
-	key := m.keys.Link(ns, id)
-	for range maxCASRetries {
-		rec, ver, err := store.GetLink(ctx, kv, m.keys, ns, id)
-		if err != nil {
-			return rec, 0, err
-		}
-		if !change(&rec) {
-			return rec, ver, nil
-		}
-		rec.Updated = time.Now().UTC()
-		kvr, err := store.UpdateJSON(ctx, kv, key, rec, ver)
-		if errors.Is(err, store.ErrConflict) {
-			continue
-		}
-		return rec, kvr.Version, err
-	}
-	return store.LinkRecord{}, 0, fmt.Errorf("link %s: too much contention on its record", id)
 }
 
 // parallel runs fn(0..n-1) on at most `workers` goroutines and returns the

@@ -1,15 +1,11 @@
 package pairing
 
 import (
-	"context"
-	"errors"
 	"fmt"
 	"log/slog"
 	"sync/atomic"
 	"testing"
 	"time"
-
-	"github.com/containernetworking/cni/pkg/types"
 
 	"github.com/ratchet-cni/ratchet/internal/config"
 	"github.com/ratchet-cni/ratchet/internal/metadata"
@@ -66,7 +62,7 @@ func TestNewLinkRecordIsTheSameFromBothEnds(t *testing.T) {
 					t.Errorf("record %+v: want pending in ns with the link's MTU and a time", r)
 				}
 			}
-			mine, _ := ends(&decl, tc.owner)
+			mine, _ := decl.EndsOf(tc.owner)
 			if mine.IfName != tc.link.IfName || mine.IP != tc.link.IP {
 				t.Errorf("owner's end %+v, want ifname %s ip %s", mine, tc.link.IfName, tc.link.IP)
 			}
@@ -85,53 +81,18 @@ func TestEndsAndInvolves(t *testing.T) {
 		{"b", &rec.B, &rec.A, true},
 		{"c", &rec.B, &rec.A, false},
 	} {
-		mine, peer := ends(&rec, tc.pod)
+		mine, peer := rec.EndsOf(tc.pod)
 		if tc.wantInvolve && (mine != tc.mine || peer != tc.peer) {
 			t.Errorf("ends(%s) = %s/%s, want pointers to its own end and the other", tc.pod, mine.Pod, peer.Pod)
 		}
-		if got := involves(&rec, tc.pod); got != tc.wantInvolve {
+		if got := rec.Involves(tc.pod); got != tc.wantInvolve {
 			t.Errorf("involves(%s) = %v, want %v", tc.pod, got, tc.wantInvolve)
 		}
 	}
-	mine, _ := ends(&rec, "b")
+	mine, _ := rec.EndsOf("b")
 	mine.Up = true
 	if !rec.B.Up {
 		t.Error("ends does not return pointers into the record")
-	}
-}
-
-func TestClassifyGivesCNICodes(t *testing.T) {
-	coded := &Error{Code: types.ErrIOFailure, Err: errors.New("disk")}
-	for _, tc := range []struct {
-		name string
-		err  error
-		code uint
-	}{
-		{"etcd unavailable", fmt.Errorf("record pod: %w", store.ErrUnavailable), types.ErrTryAgainLater},
-		{"metadata source unavailable", metadata.Unavailable("docker at unix:///x", errors.New("refused")), types.ErrTryAgainLater},
-		{"deadline", fmt.Errorf("pair: %w", context.DeadlineExceeded), types.ErrTryAgainLater},
-		{"invalid metadata", &metadata.Error{Key: "ratchet.local_ip", Value: "x", Reason: "not an IP"}, types.ErrInvalidNetworkConfig},
-		{"wrapped invalid metadata", fmt.Errorf("pod a: %w", &metadata.Error{Key: "ratchet.links"}), types.ErrInvalidNetworkConfig},
-		{"anything else", errors.New("netlink: busy"), types.ErrInternal},
-		{"coded passes through", coded, types.ErrIOFailure},
-		{"wrapped coded passes through", fmt.Errorf("ctx: %w", coded), types.ErrIOFailure},
-	} {
-		t.Run(tc.name, func(t *testing.T) {
-			got := classify(tc.err)
-			var pe *Error
-			if !errors.As(got, &pe) || pe.CNICode() != tc.code {
-				t.Fatalf("classify(%v) = %#v, want an *Error with code %d", tc.err, got, tc.code)
-			}
-			if !errors.Is(got, tc.err) || got.Error() != tc.err.Error() {
-				t.Errorf("classify(%v) = %v: the cause or its message is lost", tc.err, got)
-			}
-		})
-	}
-	if classify(nil) != nil {
-		t.Error("classify(nil) is not nil")
-	}
-	if got := classify(coded); got != error(coded) {
-		t.Errorf("classify re-wrapped an *Error: %#v", got)
 	}
 }
 

@@ -6,6 +6,7 @@
 package pairing
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -13,22 +14,26 @@ import (
 	"strings"
 	"time"
 
-	"github.com/containernetworking/cni/pkg/types"
-
 	"github.com/ratchet-cni/ratchet/internal/config"
 	"github.com/ratchet-cni/ratchet/internal/metadata"
 	"github.com/ratchet-cni/ratchet/internal/store"
 )
 
-// VNI range ratchet allocates vxlan identifiers from.
-const (
-	VNIMin uint32 = 4096
-	VNIMax uint32 = 1<<24 - 1
+// VNIMin is the first VNI ratchet allocates; store.MaxVNI the last.
+const VNIMin uint32 = 4096
+
+// Errors callers branch on (the command layer gives them their CNI codes).
+var (
+	// ErrBadConfig: the netconf cannot work on this host (etcd settings the
+	// client refuses, no underlay address).
+	ErrBadConfig = errors.New("invalid configuration")
+	// ErrConflict: a pod's links contradict another pod's, or want an
+	// interface another link or plugin holds.
+	ErrConflict = errors.New("conflicting link")
 )
 
 // Request is one CNI invocation as pairing sees it.
 type Request struct {
-	Conf        *config.NetConf
 	ContainerID string
 	NetNS       string
 	// IfName is the runtime's CNI_IFNAME, the master delegate's interface.
@@ -37,8 +42,22 @@ type Request struct {
 	Args string
 	// Netconf is the raw netconf, handed on to a completer.
 	Netconf []byte
-	// Result is the master delegate's Result (ADD only).
-	Result types.Result
+	// Reserved are the interface names the delegates use in the pod
+	// (CNI_IFNAME, net1, …): no link may take them.
+	Reserved []string
+}
+
+// Deps are the Manager's collaborators; a nil field means the real one.
+type Deps struct {
+	// Store is the state; nil connects to the netconf's etcd on first use.
+	Store store.Store
+	// Wirer builds and removes interfaces; nil is the kernel (netlink).
+	Wirer Wirer
+	// Sources are the metadata sources; nil builds the netconf's list.
+	Sources []metadata.Source
+	// Spawn starts a completer for a job; nil starts `ratchet complete`
+	// as a detached process.
+	Spawn func(*Job) error
 }
 
 // Manager pairs the pods of one plugin invocation (or one completer).
@@ -47,19 +66,25 @@ type Manager struct {
 	log     *slog.Logger
 	keys    store.Keys
 	kv      store.Store
+	wire    Wirer
 	sources []metadata.Source
-	// prep carries the result of Prepare to Add.
-	prep chan prepared
+	spawn   func(*Job) error
 }
 
 // New returns a Manager for conf. It connects to etcd only when a pod turns
 // out to be a ratchet pod, so that other pods never touch etcd.
-func New(conf *config.NetConf, log *slog.Logger) *Manager {
+func New(conf *config.NetConf, log *slog.Logger, deps Deps) *Manager {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	m := &Manager{conf: conf, log: log, keys: store.Keys{Prefix: conf.Etcd.Prefix}}
-	m.sources = m.defaultSources()
+	m := &Manager{conf: conf, log: log, keys: store.Keys{Prefix: conf.Etcd.Prefix},
+		kv: deps.Store, wire: cmp.Or[Wirer](deps.Wirer, kernel{}), sources: deps.Sources, spawn: deps.Spawn}
+	if m.sources == nil {
+		m.sources = m.defaultSources()
+	}
+	if m.spawn == nil {
+		m.spawn = m.spawnCompleter
+	}
 	return m
 }
 
@@ -71,21 +96,16 @@ func (m *Manager) store() (store.Store, error) {
 	kv, err := store.New(m.conf.Etcd.StoreConfig())
 	if err != nil {
 		if errors.Is(err, store.ErrUnavailable) {
-			return nil, fmt.Errorf("etcd: %w", err) // classify: try again later
+			return nil, fmt.Errorf("etcd: %w", err)
 		}
-		return nil, &Error{Code: types.ErrInvalidNetworkConfig, Err: fmt.Errorf("etcd: %w", err)}
+		return nil, fmt.Errorf("etcd: %w: %w", ErrBadConfig, err)
 	}
 	m.kv = kv
 	return kv, nil
 }
 
-// Close releases the store connection and the metadata sources, after a
-// Prepare whose result Add never took has finished.
+// Close releases the store connection and the metadata sources.
 func (m *Manager) Close() error {
-	if m.prep != nil {
-		<-m.prep
-		m.prep = nil
-	}
 	var errs []error
 	if m.kv != nil {
 		errs = append(errs, m.kv.Close())
@@ -96,39 +116,6 @@ func (m *Manager) Close() error {
 		}
 	}
 	return errors.Join(errs...)
-}
-
-// Error carries the CNI code of a pairing failure.
-type Error struct {
-	Code uint
-	Err  error
-}
-
-func (e *Error) Error() string { return e.Err.Error() }
-func (e *Error) Unwrap() error { return e.Err }
-
-// CNICode is the CNI error code of the failure.
-func (e *Error) CNICode() uint { return e.Code }
-
-// classify gives err its CNI code: etcd or a metadata source unreachable is
-// 11 (try again later), invalid metadata 7, the rest keeps or gets 999.
-func classify(err error) error {
-	if err == nil {
-		return nil
-	}
-	var pe *Error
-	if errors.As(err, &pe) {
-		return err
-	}
-	var me *metadata.Error
-	switch {
-	case errors.Is(err, store.ErrUnavailable), errors.Is(err, metadata.ErrSourceUnavailable),
-		errors.Is(err, context.DeadlineExceeded):
-		return &Error{Code: types.ErrTryAgainLater, Err: err}
-	case errors.As(err, &me):
-		return &Error{Code: types.ErrInvalidNetworkConfig, Err: err}
-	}
-	return &Error{Code: types.ErrInternal, Err: err}
 }
 
 // podKey names a pod in messages: namespace/name.

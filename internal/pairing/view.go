@@ -72,6 +72,13 @@ func (v *view) setLink(rec store.LinkRecord, ver int64) {
 	}
 }
 
+// dropLink forgets a link whose record was deleted.
+func (v *view) dropLink(id string) {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	delete(v.links, id)
+}
+
 // apply folds a watch event under the namespace into the view. It reports
 // whether the event was about this namespace's pods or links.
 func (v *view) apply(m *Manager, ev store.Event) bool {
@@ -113,7 +120,7 @@ func (v *view) linksOf(pod string) []string {
 	defer v.mu.Unlock()
 	var ids []string
 	for id, l := range v.links {
-		if involves(&l.val, pod) {
+		if l.val.Involves(pod) {
 			ids = append(ids, id)
 		}
 	}

@@ -13,72 +13,12 @@ import (
 	"github.com/ratchet-cni/ratchet/internal/wiring"
 )
 
-// claimTTL is how long a same-host builder's claim on a link holds before
-// another pod may take it over (the claimer died half way).
-const claimTTL = 20 * time.Second
-
-// step is what a pod does about one of its links right now.
-type step int
-
-const (
-	// stepPending: the peer is not recorded yet, or its side acts next.
-	stepPending step = iota
-	// stepDone: this pod's end is up towards the peer's current incarnation.
-	stepDone
-	// stepWait: another pod holds a live claim to build the veth.
-	stepWait
-	// stepVeth: build the same-host veth for both pods.
-	stepVeth
-	// stepVxlan: build this pod's end of a cross-host vxlan.
-	stepVxlan
-)
-
-// errStale means the record changed under a CAS: re-read and decide again.
-var errStale = errors.New("link record changed")
-
-// decide picks the step for link id from the view. A completer leaves
-// same-host veths to the ADD of the pod that arrives second (it sees this
-// pod's record) and only takes over a claim that went stale.
-func (m *Manager) decide(v *view, me *store.PodRecord, id string, completer bool) step {
-	l, ok := v.link(id)
-	if !ok {
-		return stepDone // removed with its pods: nothing to wire
-	}
-	rec := l.val
-	mine, theirs := ends(&rec, me.Name)
-	peerV, ok := v.pod(theirs.Pod)
-	if !ok {
-		return stepPending
-	}
-	peer := &peerV.val
-	if peer.Host != me.Host {
-		if rec.VNI != 0 && mine.Up && mine.ContainerID == me.ContainerID && mine.Remote == peer.HostAddress {
-			return stepDone
-		}
-		return stepVxlan
-	}
-	if rec.State == store.LinkWired && mine.Up && theirs.Up &&
-		mine.ContainerID == me.ContainerID && theirs.ContainerID == peer.ContainerID {
-		return stepDone
-	}
-	live := rec.Builder != "" && time.Since(rec.Claimed) < claimTTL
-	switch {
-	case live && rec.Builder != me.ContainerID:
-		return stepWait
-	case completer && !(rec.Builder != "" && !live):
-		return stepPending
-	case rec.State == store.LinkFailed && theirs.ContainerID == peer.ContainerID && mine.ContainerID == me.ContainerID:
-		return stepPending // failed for these incarnations: a new one retries
-	}
-	return stepVeth
-}
-
 // settleAll decides and runs every link of the pod, on a worker pool. It
 // returns the links left pending and those waiting for another pod's claim.
-func (m *Manager) settleAll(ctx context.Context, kv store.Store, v *view, me *store.PodRecord, ids []string, completer bool) (pending, waiting []string, err error) {
+func (m *Manager) settleAll(ctx context.Context, kv store.Store, v *view, me *store.PodRecord, ids []string, r role) (pending, waiting []string, err error) {
 	var mu sync.Mutex
 	err = parallelCtx(ctx, len(ids), func(ctx context.Context, i int) error {
-		st, err := m.settleOne(ctx, kv, v, me, ids[i], completer)
+		st, err := m.settleOne(ctx, kv, v, me, ids[i], r)
 		mu.Lock()
 		defer mu.Unlock()
 		switch st {
@@ -94,9 +34,9 @@ func (m *Manager) settleAll(ctx context.Context, kv store.Store, v *view, me *st
 
 // settleOne runs the step of one link, re-reading the record when a CAS
 // finds it changed. It returns the step that is left (done, pending, wait).
-func (m *Manager) settleOne(ctx context.Context, kv store.Store, v *view, me *store.PodRecord, id string, completer bool) (step, error) {
-	for range maxCASRetries {
-		st := m.decide(v, me, id, completer)
+func (m *Manager) settleOne(ctx context.Context, kv store.Store, v *view, me *store.PodRecord, id string, r role) (step, error) {
+	for range store.MaxRetries {
+		st := decide(v, me, id, r)
 		var err error
 		switch st {
 		case stepVeth:
@@ -130,7 +70,7 @@ func (m *Manager) settleOne(ctx context.Context, kv store.Store, v *view, me *st
 func (m *Manager) buildVeth(ctx context.Context, kv store.Store, v *view, me *store.PodRecord, id string) error {
 	l, _ := v.link(id)
 	rec := l.val
-	_, theirs := ends(&rec, me.Name)
+	_, theirs := rec.EndsOf(me.Name)
 	peerV, _ := v.pod(theirs.Pod)
 	peer := peerV.val
 	rec.Builder, rec.Claimed = me.ContainerID, time.Now().UTC()
@@ -142,10 +82,10 @@ func (m *Manager) buildVeth(ctx context.Context, kv store.Store, v *view, me *st
 	if err != nil {
 		return wrapLink(id, "claim", err)
 	}
-	mine, theirs := ends(&rec, me.Name)
-	a, b := endpoint(me.Netns, mine, rec.MTU), endpoint(peer.Netns, theirs, rec.MTU)
+	mine, theirs := rec.EndsOf(me.Name)
+	a, b := endpoint(me.Netns, mine, &rec, rec.MTU), endpoint(peer.Netns, theirs, &rec, rec.MTU)
 	start := time.Now()
-	buildErr := m.build(ctx, a, b, func() error { return wiring.VethPair(ctx, a, b) })
+	buildErr := m.build(ctx, a, b, func() error { return m.wire.VethPair(ctx, a, b) })
 	if buildErr != nil {
 		buildErr = fmt.Errorf("veth to peer %s: %w", podKey(peer.Namespace, peer.Name), buildErr)
 	}
@@ -156,7 +96,7 @@ func (m *Manager) buildVeth(ctx context.Context, kv store.Store, v *view, me *st
 		if r.Builder != me.ContainerID || !sameShape(r, &built) {
 			return false // claim taken over, or the description changed: build again
 		}
-		rm, rt := ends(r, me.Name)
+		rm, rt := r.EndsOf(me.Name)
 		oldVNI = r.VNI
 		r.Builder, r.VNI = "", 0
 		rm.ContainerID, rm.Host, rm.Up, rm.Remote = me.ContainerID, me.Host, buildErr == nil, ""
@@ -198,12 +138,12 @@ func sameShape(a, b *store.LinkRecord) bool {
 func (m *Manager) buildVxlanEnd(ctx context.Context, kv store.Store, v *view, me *store.PodRecord, id string) error {
 	l, _ := v.link(id)
 	rec, ver := l.val, l.ver
-	_, theirs := ends(&rec, me.Name)
+	_, theirs := rec.EndsOf(me.Name)
 	peerV, _ := v.pod(theirs.Pod)
 	peer := peerV.val
 	key := m.keys.Link(me.Namespace, id)
 	if rec.VNI == 0 {
-		vni, err := store.AllocateVNI(ctx, kv, m.keys, key, VNIMin, VNIMax)
+		vni, err := store.AllocateVNI(ctx, kv, m.keys, key, VNIMin, store.MaxVNI)
 		if err != nil {
 			return fmt.Errorf("allocate VNI for link %s: %w", id, err)
 		}
@@ -218,7 +158,7 @@ func (m *Manager) buildVxlanEnd(ctx context.Context, kv store.Store, v *view, me
 		}
 		ver = kvr.Version
 	}
-	mine, theirs := ends(&rec, me.Name)
+	mine, theirs := rec.EndsOf(me.Name)
 	buildErr := m.buildVxlan(ctx, me, &peer, mine, rec)
 	if buildErr != nil {
 		buildErr = fmt.Errorf("vxlan to peer %s on %s: %w", podKey(peer.Namespace, peer.Name), peer.Host, buildErr)
@@ -228,7 +168,7 @@ func (m *Manager) buildVxlanEnd(ctx context.Context, kv store.Store, v *view, me
 		if !sameShape(r, &built) {
 			return false // the description or VNI changed: build again
 		}
-		rm, rt := ends(r, me.Name)
+		rm, rt := r.EndsOf(me.Name)
 		rm.ContainerID, rm.Host, rm.Remote, rm.Up = me.ContainerID, me.Host, peer.HostAddress, buildErr == nil
 		setOutcome(r, buildErr)
 		if buildErr == nil && !(rt.Up && rt.ContainerID == peer.ContainerID && rt.Remote == me.HostAddress) {
@@ -271,9 +211,19 @@ func (m *Manager) record(ctx context.Context, kv store.Store, v *view, rec store
 	return nil
 }
 
-// ownFault returns a build error unless it is the peer's: its netns is gone.
+// errPeerSide marks a build that failed on the peer's side (its name is
+// held by an interface that is not this link's): recorded on the link, not
+// this pod's error.
+var errPeerSide = errors.New("conflict on the peer's side")
+
+// ownFault returns a build error unless it is the peer's: its netns is gone,
+// or its end's name is held by another interface.
 func (m *Manager) ownFault(buildErr error, peerNetns, what string) error {
 	if buildErr == nil {
+		return nil
+	}
+	if errors.Is(buildErr, errPeerSide) {
+		m.log.Warn("peer's interface name is taken; link recorded as failed", "what", what, "err", buildErr)
 		return nil
 	}
 	if peerNetns != "" && errors.Is(buildErr, wiring.ErrNetnsGone) {
@@ -294,30 +244,37 @@ func (m *Manager) buildVxlan(ctx context.Context, me, peer *store.PodRecord, min
 	if mtu == 0 {
 		mtu = m.conf.Vxlan.MTU
 	}
-	ep := endpoint(me.Netns, mine, mtu)
+	ep := endpoint(me.Netns, mine, &rec, mtu)
 	opts := wiring.VxlanOptions{
 		VNI: int(rec.VNI), Remote: remote, Local: net.ParseIP(me.HostAddress),
 		Parent: m.conf.Host.Interface, Port: m.conf.Vxlan.Port,
 	}
 	start := time.Now()
-	err := m.build(ctx, ep, wiring.Endpoint{}, func() error { return wiring.Vxlan(ctx, ep, opts) })
+	err := m.build(ctx, ep, wiring.Endpoint{}, func() error { return m.wire.Vxlan(ctx, ep, opts) })
 	m.log.Debug("vxlan", "link", rec.ID, "vni", rec.VNI, "remote", remote, "took", time.Since(start), "err", err)
 	return err
 }
 
-// build runs fn; when a name is taken (a stale end of an earlier
-// incarnation, or of a repeated ADD), it removes the ends' names and tries
-// once more.
+// build runs fn. When a name is taken by a stale end of this very link (an
+// earlier incarnation, a repeated ADD), it removes that end and tries once
+// more; any other holder of the name is a conflict, and stays untouched.
 func (m *Manager) build(ctx context.Context, a, b wiring.Endpoint, fn func() error) error {
 	err := fn()
 	if !errors.Is(err, wiring.ErrExists) {
 		return err
 	}
-	for _, ep := range []wiring.Endpoint{a, b} {
+	for i, ep := range []wiring.Endpoint{a, b} {
 		if ep.Name == "" {
 			continue
 		}
-		if err := wiring.Remove(ctx, ep.Netns, ep.Name); err != nil {
+		err := m.wire.Remove(ctx, ep.Netns, ep.Name, ep.Owner)
+		if errors.Is(err, wiring.ErrNotOwned) && i == 1 {
+			return fmt.Errorf("%w: the peer's interface %s: %w", errPeerSide, ep.Name, err)
+		}
+		if errors.Is(err, wiring.ErrNotOwned) {
+			return fmt.Errorf("%w: interface %s: %w", ErrConflict, ep.Name, err)
+		}
+		if err != nil {
 			return fmt.Errorf("remove stale %s: %w", ep, err)
 		}
 	}
@@ -333,8 +290,8 @@ func setOutcome(r *store.LinkRecord, err error) {
 	r.State, r.Reason = store.LinkWired, ""
 }
 
-func endpoint(netns string, end *store.LinkEnd, mtu int) wiring.Endpoint {
-	ep := wiring.Endpoint{Netns: netns, Name: end.IfName, MTU: mtu}
+func endpoint(netns string, end *store.LinkEnd, rec *store.LinkRecord, mtu int) wiring.Endpoint {
+	ep := wiring.Endpoint{Netns: netns, Name: end.IfName, MTU: mtu, Owner: rec.ID}
 	if end.IP != "" {
 		ep.Addresses = []string{end.IP}
 	}

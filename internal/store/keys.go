@@ -15,6 +15,7 @@ import (
 //	<prefix>/vni/<n>                   owner (a link key): VNI reservation
 //	<prefix>/completers/<ns>/<name>    CompleterRecord (one per pod, with TTL)
 //	<prefix>/announce/<ns>/<name>      announced metadata (label key → value)
+//	<prefix>/ends/<ns>/<pod>.<ifname>  owner (a link ID): the end's claim
 //
 // A plural method returns a directory for Store.List, Watch and DeleteDir;
 // its ns "" means all namespaces.
@@ -68,10 +69,7 @@ func (k Keys) Announces(ns string) string { return k.dir("announce", ns) }
 // name, a '-' next to another '-' or at either edge, control and non-ASCII
 // bytes) are %XX-escaped, so distinct links never share an ID.
 func LinkID(podA, ifA, podB, ifB string) string {
-	ends := []string{
-		escapeSegment(podA, true) + "." + escapeSegment(ifA, false),
-		escapeSegment(podB, true) + "." + escapeSegment(ifB, false),
-	}
+	ends := []string{EndID(podA, ifA), EndID(podB, ifB)}
 	sort.Strings(ends)
 	return ends[0] + "--" + ends[1]
 }
@@ -101,4 +99,17 @@ func escapeSegment(s string, isPod bool) string {
 		b.WriteByte(hex[c&0xf])
 	}
 	return b.String()
+}
+
+// End is the claim key of one interface end (pod, ifname): it holds the ID
+// of the one link that owns the end.
+func (k Keys) End(ns, pod, ifname string) string { return k.join("ends", ns, EndID(pod, ifname)) }
+
+// Ends is the directory of the end claims of ns ("" = all).
+func (k Keys) Ends(ns string) string { return k.dir("ends", ns) }
+
+// EndID names one interface end as a single key segment, "pod.ifname",
+// escaped as in LinkID.
+func EndID(pod, ifname string) string {
+	return escapeSegment(pod, true) + "." + escapeSegment(ifname, false)
 }

@@ -71,6 +71,10 @@ type LinkRecord struct {
 	// veth, and Claimed when; the claim is the atomic "who builds" decision.
 	Builder string    `json:"builder,omitempty"`
 	Claimed time.Time `json:"claimed,omitempty"`
+	// Blocked names the link that owns one of this link's interface ends
+	// (see ClaimEnd): a blocked link is recorded failed, with the reason,
+	// and not wired until its ends are free.
+	Blocked string `json:"blocked,omitempty"`
 }
 
 // CompleterRecord is the lock a detached completer holds for a pod.

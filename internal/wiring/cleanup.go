@@ -17,7 +17,9 @@ import (
 const removeGroup = 0x72746368 // "rtch"
 
 // RemoveLinks removes, in the netns at netnsPath, the links named in names
-// and every link left under a temporary name by an interrupted wiring. The
+// that ratchet created (their alias says so: an interface of another
+// plugin or of the pod under one of those names stays), and every link left
+// under a temporary name by an interrupted wiring. The
 // kernel deletes them in one batch (one RCU grace period instead of one per
 // link), which matters for pods with hundreds of links. A missing netns or
 // link is success. It returns how many links it removed.
@@ -40,8 +42,9 @@ func RemoveLinks(ctx context.Context, netnsPath string, names []string) (int, er
 	}
 	var doomed []netlink.Link
 	for _, l := range links {
-		name := l.Attrs().Name
-		if want[name] || strings.HasPrefix(name, tempPrefix) {
+		name, alias := l.Attrs().Name, l.Attrs().Alias
+		ours := strings.HasPrefix(alias, aliasPrefix)
+		if want[name] && ours || strings.HasPrefix(name, tempPrefix) {
 			doomed = append(doomed, l)
 		}
 	}

@@ -12,7 +12,8 @@ import (
 var beforeRename func(ep Endpoint)
 
 // configureEnd finishes a link that sits under a temporary name in its
-// target netns: IPv6 enabled when needed, addresses added, renamed to its
+// target netns: IPv6 enabled when needed, addresses added, marked with its
+// owner's alias, renamed to its
 // final name, brought up. A link thus shows its final name only once it is
 // addressed. The caller deletes the link when this fails.
 func configureEnd(ctx context.Context, c *nsConn, index int, tmp string, ep Endpoint, addrs []*netlink.Addr) error {
@@ -26,6 +27,9 @@ func configureEnd(ctx context.Context, c *nsConn, index int, tmp string, ep Endp
 		if err := c.h.AddrAdd(link, a); err != nil {
 			return fmt.Errorf("add address %s to %s: %w", a.IPNet, ep, err)
 		}
+	}
+	if err := c.h.LinkSetAlias(link, OwnerAlias(ep.Owner)); err != nil {
+		return fmt.Errorf("mark %s as ratchet's: %w", ep, err)
 	}
 	if err := ctx.Err(); err != nil {
 		return fmt.Errorf("configure %s: %w", ep, err)

@@ -36,6 +36,25 @@ type Endpoint struct {
 	// MTU of the interface; 0 means the kind's default (1500 for veth, the
 	// parent's MTU minus the encapsulation overhead for vxlan).
 	MTU int
+	// Owner names what the interface belongs to (ratchet's link ID). It is
+	// recorded in the interface's alias as OwnerAlias(Owner), which is how
+	// ratchet later proves an interface is its own before removing it.
+	Owner string
+}
+
+// aliasPrefix starts the alias of every interface ratchet creates.
+const aliasPrefix = "ratchet:"
+
+// maxAlias is IFALIASZ minus the terminating NUL.
+const maxAlias = 255
+
+// OwnerAlias is the interface alias that marks an interface of owner.
+func OwnerAlias(owner string) string {
+	a := aliasPrefix + owner
+	if len(a) > maxAlias {
+		a = a[:maxAlias]
+	}
+	return a
 }
 
 // String names the endpoint for error messages.

@@ -31,6 +31,9 @@ var (
 	// ErrNotFound means the link does not exist. Lookup in a netns that is
 	// gone returns an error matching both ErrNotFound and ErrNetnsGone.
 	ErrNotFound = errors.New("link not found")
+	// ErrNotOwned means an interface exists under the name but ratchet did
+	// not create it for this owner: it is someone else's and is left alone.
+	ErrNotOwned = errors.New("interface is not ratchet's to remove")
 )
 
 // isNotExistNS reports whether err from ns.GetNS says the path is missing.

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net"
 	"slices"
+	"strings"
 
 	"github.com/vishvananda/netlink"
 	"golang.org/x/sys/unix"
@@ -36,6 +37,10 @@ type LinkInfo struct {
 	// OperState is the kernel's operational state ("up", "down",
 	// "lowerlayerdown", "unknown" — vxlan reports "unknown").
 	OperState string
+	// Ours says ratchet created the interface (its alias is an
+	// OwnerAlias); Owner is then the owner recorded there.
+	Ours  bool
+	Owner string
 	// VNI, Remote and Port are set for vxlan links only.
 	VNI    int
 	Remote net.IP
@@ -109,6 +114,7 @@ func linkInfo(l netlink.Link, addrs []string) *LinkInfo {
 		OperUp:    at.RawFlags&unix.IFF_LOWER_UP != 0,
 		OperState: at.OperState.String(),
 	}
+	info.Owner, info.Ours = strings.CutPrefix(at.Alias, aliasPrefix)
 	if vx, ok := l.(*netlink.Vxlan); ok {
 		info.VNI = vx.VxlanId
 		info.Remote = vx.Group
@@ -146,10 +152,23 @@ func (li *LinkInfo) Matches(ep Endpoint) error {
 	return nil
 }
 
-// Remove deletes the link ifname in the netns at netnsPath; deleting a veth
-// end deletes its peer too. It is idempotent: a missing netns or link is
-// success.
+// Remove deletes the interface ifname in the netns at netnsPath if ratchet
+// created it (whatever link it belongs to); deleting a veth end deletes its
+// peer too. It is idempotent: a missing netns or link is success. An
+// interface ratchet did not create is left alone: ErrNotOwned.
 func Remove(ctx context.Context, netnsPath, ifname string) error {
+	return remove(ctx, netnsPath, ifname, func(info *LinkInfo) bool { return info.Ours })
+}
+
+// RemoveOwned is Remove for an interface of owner only: one of another
+// owner, or not ratchet's at all, is ErrNotOwned, and stays.
+func RemoveOwned(ctx context.Context, netnsPath, ifname, owner string) error {
+	return remove(ctx, netnsPath, ifname, func(info *LinkInfo) bool {
+		return info.Ours && OwnerAlias(info.Owner) == OwnerAlias(owner)
+	})
+}
+
+func remove(ctx context.Context, netnsPath, ifname string, mine func(*LinkInfo) bool) error {
 	if err := ValidateName(ifname); err != nil {
 		return fmt.Errorf("remove in netns %s: %w", netnsPath, err)
 	}
@@ -163,10 +182,21 @@ func Remove(ctx context.Context, netnsPath, ifname string) error {
 	defer c.Close()
 	l, err := c.h.LinkByName(ifname)
 	if err == nil {
+		if info := linkInfo(l, nil); !mine(info) {
+			return fmt.Errorf("%s in netns %s is %s: %w", ifname, netnsPath, Holder(info), ErrNotOwned)
+		}
 		err = c.h.LinkDel(l)
 	}
 	if err != nil && !isLinkNotFound(err) {
 		return fmt.Errorf("remove %s in netns %s: %w", ifname, netnsPath, err)
 	}
 	return nil
+}
+
+// Holder describes who an existing interface belongs to, for messages.
+func Holder(info *LinkInfo) string {
+	if !info.Ours {
+		return fmt.Sprintf("a %s interface ratchet did not create (another plugin's, or the pod's own)", info.Kind)
+	}
+	return "ratchet's interface of link " + info.Owner
 }

@@ -1,11 +1,50 @@
 package pairing
 
 import (
+	"context"
 	"fmt"
 	"net"
 
 	"github.com/vishvananda/netlink"
+
+	"github.com/ratchet-cni/ratchet/internal/wiring"
 )
+
+// Wirer is the kernel side of pairing: the wiring calls it makes, behind an
+// interface so that the pairing state machine runs without root in tests.
+type Wirer interface {
+	// VethPair builds a veth between two netns, ends configured and up.
+	VethPair(ctx context.Context, a, b wiring.Endpoint) error
+	// Vxlan builds one vxlan end in a netns, its socket in this host's.
+	Vxlan(ctx context.Context, ep wiring.Endpoint, opts wiring.VxlanOptions) error
+	// Remove deletes one interface ratchet made (see wiring.RemoveOwned).
+	Remove(ctx context.Context, netns, name, owner string) error
+	// RemoveLinks deletes the named interfaces ratchet made, in one batch.
+	RemoveLinks(ctx context.Context, netns string, names []string) (int, error)
+	// Lookup reports an interface as it is.
+	Lookup(ctx context.Context, netns, name string) (*wiring.LinkInfo, error)
+}
+
+// kernel is the Wirer of package wiring.
+type kernel struct{}
+
+func (kernel) VethPair(ctx context.Context, a, b wiring.Endpoint) error { return wiring.VethPair(ctx, a, b) }
+
+func (kernel) Vxlan(ctx context.Context, ep wiring.Endpoint, opts wiring.VxlanOptions) error {
+	return wiring.Vxlan(ctx, ep, opts)
+}
+
+func (kernel) Remove(ctx context.Context, netns, name, owner string) error {
+	return wiring.RemoveOwned(ctx, netns, name, owner)
+}
+
+func (kernel) RemoveLinks(ctx context.Context, netns string, names []string) (int, error) {
+	return wiring.RemoveLinks(ctx, netns, names)
+}
+
+func (kernel) Lookup(ctx context.Context, netns, name string) (*wiring.LinkInfo, error) {
+	return wiring.Lookup(ctx, netns, name)
+}
 
 // hostAddress is the vxlan underlay address of this host: host.address,
 // else the first global address of host.interface, else of the interface

@@ -1,0 +1,193 @@
+package store
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+)
+
+// ErrEndTaken matches an *EndConflict: an interface end already belongs to
+// another link.
+var ErrEndTaken = errors.New("interface end belongs to another link")
+
+// EndConflict says which link owns an interface end that another link
+// wanted.
+type EndConflict struct {
+	Pod, IfName string
+	// Owner is the ID of the link that holds the end.
+	Owner string
+}
+
+// Error names the end and its owner.
+func (e *EndConflict) Error() string {
+	return fmt.Sprintf("interface %s of pod %s belongs to link %s", e.IfName, e.Pod, e.Owner)
+}
+
+// Is makes an EndConflict match ErrEndTaken.
+func (e *EndConflict) Is(target error) bool { return target == ErrEndTaken }
+
+// ClaimEnd makes link id the owner of the interface end (pod, ifname), so
+// that an end belongs to exactly one link. Claiming an end the link already
+// holds is a no-op. A claim of another link whose record is gone (its
+// claimer died between the two writes) is taken over; a live one is an
+// *EndConflict.
+func ClaimEnd(ctx context.Context, s Store, k Keys, ns, pod, ifname, id string) error {
+	key := k.End(ns, pod, ifname)
+	for range MaxRetries {
+		_, err := s.Create(ctx, key, []byte(id), 0)
+		if err == nil || !errors.Is(err, ErrExists) {
+			return err
+		}
+		cur, err := s.Get(ctx, key)
+		if errors.Is(err, ErrNotFound) {
+			continue
+		}
+		if err != nil {
+			return err
+		}
+		owner := string(cur.Value)
+		if owner == id {
+			return nil
+		}
+		if _, err := s.Get(ctx, k.Link(ns, owner)); err == nil {
+			return &EndConflict{Pod: pod, IfName: ifname, Owner: owner}
+		} else if !errors.Is(err, ErrNotFound) {
+			return err
+		}
+		if _, err := s.Update(ctx, key, []byte(id), cur.Version); err == nil {
+			return nil
+		} else if !errors.Is(err, ErrConflict) && !errors.Is(err, ErrNotFound) {
+			return err
+		}
+	}
+	return fmt.Errorf("claim %s: %w %d times", key, ErrConflict, MaxRetries)
+}
+
+// ClaimEnds claims both ends of rec for it; on a conflict the end claimed
+// first is given back.
+func ClaimEnds(ctx context.Context, s Store, k Keys, rec *LinkRecord) error {
+	if err := ClaimEnd(ctx, s, k, rec.Namespace, rec.A.Pod, rec.A.IfName, rec.ID); err != nil {
+		return err
+	}
+	if err := ClaimEnd(ctx, s, k, rec.Namespace, rec.B.Pod, rec.B.IfName, rec.ID); err != nil {
+		return errors.Join(err, ReleaseEnd(ctx, s, k, rec.Namespace, rec.A.Pod, rec.A.IfName, rec.ID))
+	}
+	return nil
+}
+
+// ReleaseEnd deletes the claim of (pod, ifname) if link id holds it.
+func ReleaseEnd(ctx context.Context, s Store, k Keys, ns, pod, ifname, id string) error {
+	key := k.End(ns, pod, ifname)
+	for range MaxRetries {
+		cur, err := s.Get(ctx, key)
+		if errors.Is(err, ErrNotFound) {
+			return nil
+		}
+		if err != nil {
+			return fmt.Errorf("release %s: %w", key, err)
+		}
+		if string(cur.Value) != id {
+			return nil
+		}
+		err = s.Delete(ctx, key, cur.Version)
+		if err == nil || errors.Is(err, ErrNotFound) {
+			return nil
+		}
+		if !errors.Is(err, ErrConflict) {
+			return fmt.Errorf("release %s: %w", key, err)
+		}
+	}
+	return fmt.Errorf("release %s: %w %d times", key, ErrConflict, MaxRetries)
+}
+
+// Release is what ReleaseLink did.
+type Release int
+
+// ReleaseLink outcomes.
+const (
+	// Kept: the end belongs to another incarnation of the pod (or the
+	// link is gone); nothing was changed.
+	Kept Release = iota
+	// Pending: the pod's end is marked down and the link waits for the pod
+	// to come back; the peer keeps its record.
+	Pending
+	// Deleted: the link's record, end claims and VNI are gone.
+	Deleted
+)
+
+// ReleaseLink hands link id back after pod went away. containerID is the
+// pod's container whose end is released ("" releases whatever container
+// holds it). When the peer still has a record (peerThere), the pod's end is
+// set down and the link pending (a veth takes the peer's end along);
+// otherwise the link's record is deleted, with its end claims and VNI.
+func ReleaseLink(ctx context.Context, s Store, k Keys, ns, id, pod, containerID string, peerThere bool) (Release, error) {
+	mineOK := func(r *LinkRecord) bool {
+		mine, _ := r.EndsOf(pod)
+		return containerID == "" || mine.ContainerID == "" || mine.ContainerID == containerID
+	}
+	if !peerThere {
+		return DeleteLink(ctx, s, k, ns, id, func(r *LinkRecord) bool { return !mineOK(r) })
+	}
+	_, _, err := Update(ctx, s, k.Link(ns, id), func(r *LinkRecord) error {
+		if !mineOK(r) {
+			return ErrUnchanged
+		}
+		mine, theirs := r.EndsOf(pod)
+		mine.Up, mine.ContainerID, mine.Remote = false, "", ""
+		if r.VNI == 0 {
+			theirs.Up = false // the veth went with this end
+		}
+		if r.Builder == containerID || containerID == "" {
+			r.Builder = ""
+		}
+		r.State, r.Reason, r.Updated = LinkPending, "", time.Now().UTC()
+		return nil
+	})
+	if errors.Is(err, ErrNotFound) {
+		return Kept, nil
+	}
+	if err != nil {
+		return Kept, fmt.Errorf("release link %s: %w", id, err)
+	}
+	return Pending, nil
+}
+
+// DeleteLink deletes link id's record unless keep says otherwise, then its
+// end claims and VNI reservation.
+func DeleteLink(ctx context.Context, s Store, k Keys, ns, id string, keep func(*LinkRecord) bool) (Release, error) {
+	var last LinkRecord
+	deleted, err := DeleteIf(ctx, s, k.Link(ns, id), func(r *LinkRecord) bool {
+		last = *r
+		return keep(r)
+	})
+	if err != nil {
+		return Kept, fmt.Errorf("delete link %s: %w", id, err)
+	}
+	if !deleted {
+		return Kept, nil
+	}
+	errs := []error{
+		ReleaseEnd(ctx, s, k, ns, last.A.Pod, last.A.IfName, id),
+		ReleaseEnd(ctx, s, k, ns, last.B.Pod, last.B.IfName, id),
+	}
+	if last.VNI != 0 {
+		if err := ReleaseVNI(ctx, s, k, last.VNI, k.Link(ns, id)); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	return Deleted, errors.Join(errs...)
+}
+
+// EndsOf returns the end of r that belongs to pod and the other one.
+func (r *LinkRecord) EndsOf(pod string) (mine, peer *LinkEnd) {
+	if r.A.Pod == pod {
+		return &r.A, &r.B
+	}
+	return &r.B, &r.A
+}
+
+// Involves reports whether r has an end on pod.
+func (r *LinkRecord) Involves(pod string) bool {
+	return r.A.Pod == pod || r.B.Pod == pod
+}
