@@ -7,7 +7,7 @@ import (
 	"io"
 	"os"
 	"strconv"
-	
+
 	"github.com/containernetworking/plugins/pkg/ns"
 
 	"github.com/ratchet-cni/ratchet/internal/store"

@@ -5,8 +5,8 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/netip"
-	"strconv"
 	"slices"
+	"strconv"
 	"strings"
 	"unicode"
 )
@@ -200,8 +200,8 @@ func entryKeys(prefix string) linkKeys {
 type validator struct {
 	pod      string
 	reserved []string
-	local       map[string]string // ifname -> key that used it
-	remote      map[string]string // peer + "/" + ifname -> key that used it
+	local    map[string]string // ifname -> key that used it
+	remote   map[string]string // peer + "/" + ifname -> key that used it
 }
 
 func newValidator(pod string, reserved []string) *validator {

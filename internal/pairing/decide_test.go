@@ -47,9 +47,9 @@ func TestDecideTakesTheRightStep(t *testing.T) {
 		r.VNI, r.A.Up, r.A.ContainerID, r.A.Remote = 5000, true, "ca", "192.0.2.2"
 	}
 	for _, tc := range []struct {
-		name      string
-		rec       *store.LinkRecord
-		peerHost  string
+		name     string
+		rec      *store.LinkRecord
+		peerHost string
 		role     role
 		want     step
 	}{

@@ -28,7 +28,9 @@ type Wirer interface {
 // kernel is the Wirer of package wiring.
 type kernel struct{}
 
-func (kernel) VethPair(ctx context.Context, a, b wiring.Endpoint) error { return wiring.VethPair(ctx, a, b) }
+func (kernel) VethPair(ctx context.Context, a, b wiring.Endpoint) error {
+	return wiring.VethPair(ctx, a, b)
+}
 
 func (kernel) Vxlan(ctx context.Context, ep wiring.Endpoint, opts wiring.VxlanOptions) error {
 	return wiring.Vxlan(ctx, ep, opts)
