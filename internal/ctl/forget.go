@@ -160,6 +160,14 @@ func (r *remover) gc(ctx context.Context, namespace, host string) (int, error) {
 		}
 		n++
 	}
+	if r.dryRun {
+		r.say("release the links of pods that have no record")
+	} else if swept, err := store.SweepLinks(ctx, r.kv, r.k, namespace, ""); err != nil {
+		errs = append(errs, fmt.Errorf("release links of missing pods: %w", err))
+	} else if swept > 0 {
+		r.say("release %d link(s) of pods that have no record", swept)
+		n += swept
+	}
 	locks, _, err := store.ListJSON[store.CompleterRecord](ctx, r.kv, r.k.Completers(namespace))
 	if err != nil {
 		return n, errors.Join(append(errs, fmt.Errorf("list completer locks: %w", err))...)

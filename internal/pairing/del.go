@@ -272,5 +272,10 @@ func (m *Manager) GC(ctx context.Context, valid []types.GCAttachment) error {
 			errs = append(errs, fmt.Errorf("gc %s: %w", st.ContainerID, err))
 		}
 	}
+	if n, err := store.SweepLinks(ctx, kv, m.keys, "", m.conf.Host.Name); err != nil {
+		errs = append(errs, fmt.Errorf("gc links of missing pods: %w", err))
+	} else if n > 0 {
+		m.log.Info("released links of pods that have no record", "links", n)
+	}
 	return errors.Join(errs...)
 }

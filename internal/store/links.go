@@ -191,3 +191,53 @@ func (r *LinkRecord) EndsOf(pod string) (mine, peer *LinkEnd) {
 func (r *LinkRecord) Involves(pod string) bool {
 	return r.A.Pod == pod || r.B.Pod == pod
 }
+
+// SweepLinks releases the link ends of ns ("" = all namespaces) whose pod
+// has no record any more (a DEL that raced an ADD, a crashed teardown): the
+// end is set down and the link pending, or the link deleted when neither
+// pod has a record. host limits the sweep to ends recorded on that host
+// ("" = all hosts). It returns how many links it changed.
+func SweepLinks(ctx context.Context, s Store, k Keys, ns, host string) (int, error) {
+	links, _, err := ListLinks(ctx, s, k, ns)
+	if err != nil {
+		return 0, fmt.Errorf("list links: %w", err)
+	}
+	pods, _, err := ListPods(ctx, s, k, ns)
+	if err != nil {
+		return 0, fmt.Errorf("list pods: %w", err)
+	}
+	present := map[string]bool{}
+	for _, p := range pods {
+		present[p.Value.Namespace+"/"+p.Value.Name] = true
+	}
+	n := 0
+	var errs []error
+	for _, e := range links {
+		r := e.Value
+		for _, end := range []*LinkEnd{&r.A, &r.B} {
+			_, peer := r.EndsOf(end.Pod)
+			if present[r.Namespace+"/"+end.Pod] || !orphan(end, peer, host, present[r.Namespace+"/"+peer.Pod]) {
+				continue
+			}
+			out, err := ReleaseLink(ctx, s, k, r.Namespace, r.ID, end.Pod, end.ContainerID, present[r.Namespace+"/"+peer.Pod])
+			if err != nil {
+				errs = append(errs, err)
+			}
+			if out != Kept {
+				n++
+			}
+			break
+		}
+	}
+	return n, errors.Join(errs...)
+}
+
+// orphan reports whether an end whose pod has no record still holds
+// something to release on host: it is marked up or owned, or neither pod
+// exists (the record itself is left over).
+func orphan(end, peer *LinkEnd, host string, peerThere bool) bool {
+	if host != "" && end.Host != host && (peerThere || peer.Host != host) {
+		return false
+	}
+	return end.Up || end.ContainerID != "" || !peerThere
+}

@@ -1,0 +1,227 @@
+package pairing
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sync"
+
+	"github.com/ratchet-cni/ratchet/internal/metadata"
+	"github.com/ratchet-cni/ratchet/internal/wiring"
+)
+
+// fakeIface is an interface in a fakeWire netns.
+type fakeIface struct {
+	kind  string // "veth", "vxlan", or another plugin's ("foreign")
+	ours  bool
+	owner string
+	addrs []string
+	mtu   int
+	vni   int
+	// peer is the other end of a veth: netns and name.
+	peerNS, peerName string
+}
+
+// fakeWire is the kernel of the root-free tests: a netns is a temp file
+// (its inode identifies it, as a real netns path's does), its interfaces a
+// map. It refuses what the kernel refuses: a taken name, a netns that is
+// gone.
+type fakeWire struct {
+	mu    sync.Mutex
+	nets  map[string]map[string]*fakeIface
+	calls int
+	// failVeth, when set, fails every VethPair with it.
+	failVeth error
+}
+
+func newFakeWire() *fakeWire { return &fakeWire{nets: map[string]map[string]*fakeIface{}} }
+
+// netns makes a new fake netns under dir.
+func (w *fakeWire) netns(dir, name string) string {
+	path := filepath.Join(dir, name)
+	if err := os.WriteFile(path, nil, 0o600); err != nil {
+		panic(err)
+	}
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.nets[path] = map[string]*fakeIface{}
+	return path
+}
+
+// dropNetns deletes a fake netns: its veths take their peers along.
+func (w *fakeWire) dropNetns(path string) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	for name := range w.nets[path] {
+		w.delLocked(path, name)
+	}
+	delete(w.nets, path)
+	_ = os.Remove(path)
+}
+
+// foreign puts an interface ratchet did not make into a netns.
+func (w *fakeWire) foreign(netns, name string) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.nets[netns][name] = &fakeIface{kind: "foreign"}
+}
+
+// get returns a copy of an interface, if it exists.
+func (w *fakeWire) get(netns, name string) (fakeIface, bool) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	i, ok := w.nets[netns][name]
+	if !ok {
+		return fakeIface{}, false
+	}
+	return *i, true
+}
+
+// names lists the interfaces of a netns.
+func (w *fakeWire) names(netns string) []string {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	var out []string
+	for n := range w.nets[netns] {
+		out = append(out, n)
+	}
+	return out
+}
+
+func (w *fakeWire) ns(path string) (map[string]*fakeIface, error) {
+	n, ok := w.nets[path]
+	if !ok {
+		return nil, fmt.Errorf("netns %s: %w", path, wiring.ErrNetnsGone)
+	}
+	return n, nil
+}
+
+func newIface(kind string, ep wiring.Endpoint) *fakeIface {
+	return &fakeIface{kind: kind, ours: true, owner: ep.Owner, addrs: ep.Addresses, mtu: ep.MTU}
+}
+
+func (w *fakeWire) VethPair(_ context.Context, a, b wiring.Endpoint) error {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.calls++
+	if w.failVeth != nil {
+		return w.failVeth
+	}
+	na, err := w.ns(a.Netns)
+	if err != nil {
+		return err
+	}
+	nb, err := w.ns(b.Netns)
+	if err != nil {
+		return err
+	}
+	if _, ok := na[a.Name]; ok {
+		return fmt.Errorf("%s: %w", a, wiring.ErrExists)
+	}
+	if _, ok := nb[b.Name]; ok {
+		return fmt.Errorf("%s: %w", b, wiring.ErrExists)
+	}
+	ia, ib := newIface("veth", a), newIface("veth", b)
+	ia.peerNS, ia.peerName, ib.peerNS, ib.peerName = b.Netns, b.Name, a.Netns, a.Name
+	na[a.Name], nb[b.Name] = ia, ib
+	return nil
+}
+
+func (w *fakeWire) Vxlan(_ context.Context, ep wiring.Endpoint, opts wiring.VxlanOptions) error {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.calls++
+	n, err := w.ns(ep.Netns)
+	if err != nil {
+		return err
+	}
+	if _, ok := n[ep.Name]; ok {
+		return fmt.Errorf("%s: %w", ep, wiring.ErrExists)
+	}
+	i := newIface("vxlan", ep)
+	i.vni = opts.VNI
+	n[ep.Name] = i
+	return nil
+}
+
+func (w *fakeWire) delLocked(netns, name string) {
+	i, ok := w.nets[netns][name]
+	if !ok {
+		return
+	}
+	delete(w.nets[netns], name)
+	if i.peerName != "" {
+		delete(w.nets[i.peerNS], i.peerName)
+	}
+}
+
+func (w *fakeWire) Remove(_ context.Context, netns, name, owner string) error {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	i, ok := w.nets[netns][name]
+	if !ok {
+		return nil
+	}
+	if !i.ours || i.owner != owner {
+		return fmt.Errorf("%s in netns %s: %w", name, netns, wiring.ErrNotOwned)
+	}
+	w.delLocked(netns, name)
+	return nil
+}
+
+func (w *fakeWire) RemoveLinks(_ context.Context, netns string, names []string) (int, error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	n := 0
+	for _, name := range names {
+		if i, ok := w.nets[netns][name]; ok && i.ours {
+			w.delLocked(netns, name)
+			n++
+		}
+	}
+	return n, nil
+}
+
+func (w *fakeWire) Lookup(_ context.Context, netns, name string) (*wiring.LinkInfo, error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	n, err := w.ns(netns)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %w", err, wiring.ErrNotFound)
+	}
+	i, ok := n[name]
+	if !ok {
+		return nil, fmt.Errorf("%s in netns %s: %w", name, netns, wiring.ErrNotFound)
+	}
+	mtu := i.mtu
+	if mtu == 0 {
+		mtu = wiring.DefaultVethMTU
+	}
+	return &wiring.LinkInfo{Name: name, Kind: i.kind, MTU: mtu, Addresses: i.addrs, AdminUp: true,
+		VNI: i.vni, Ours: i.ours, Owner: i.owner}, nil
+}
+
+// labelSource is a metadata source of fixed labels per container ID.
+type labelSource struct {
+	mu     sync.Mutex
+	labels map[string]map[string]string
+}
+
+func (s *labelSource) Name() string { return "test" }
+
+func (s *labelSource) set(containerID string, labels map[string]string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.labels[containerID] = labels
+}
+
+func (s *labelSource) Labels(_ context.Context, q metadata.Query) (map[string]string, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	l, ok := s.labels[q.ContainerID]
+	if !ok {
+		return nil, metadata.ErrNoMetadata
+	}
+	return l, nil
+}
