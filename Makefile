@@ -4,9 +4,9 @@ export PATH := $(PATH):/usr/local/go/bin
 GO      ?= go
 BIN     := $(CURDIR)/bin
 PKGS    := ./...
-# Fuzz targets run by `make fuzz` (package:target), each for FUZZTIME.
+# `make fuzz` runs every fuzz target of the module (found by name), each
+# for FUZZTIME.
 FUZZTIME ?= 10s
-FUZZ    := ./internal/config:FuzzLoad ./internal/metadata:FuzzParse ./internal/metadata:FuzzParseLabelFile ./internal/announce:FuzzTopology ./internal/store:FuzzLinkID
 
 .PHONY: all build test test-short lint fuzz bench demo clean
 
@@ -29,9 +29,9 @@ lint:
 	$(GO) vet $(PKGS)
 
 fuzz:
-	@set -e; for t in $(FUZZ); do pkg=$${t%%:*}; fn=$${t##*:}; \
-	  if [ -d $$pkg ] && grep -q "func $$fn" $$pkg/*_test.go 2>/dev/null; then \
-	    echo "fuzz $$pkg $$fn ($(FUZZTIME))"; $(GO) test -run XXX -fuzz "^$$fn$$" -fuzztime $(FUZZTIME) $$pkg; fi; done
+	@set -e; grep -rHo --include='*_test.go' '^func Fuzz[A-Za-z0-9_]*' . | sort -u | \
+	  while IFS=: read -r file fn; do pkg=./$$(dirname $${file#./}); fn=$${fn#func }; \
+	    echo "fuzz $$pkg $$fn ($(FUZZTIME))"; $(GO) test -run XXX -fuzz "^$$fn$$" -fuzztime $(FUZZTIME) $$pkg </dev/null; done
 
 # The benchmark table (bench/results/latest.json), then the wiring
 # package against the same work done with `ip`, and cnitool over ratchet

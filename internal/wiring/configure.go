@@ -7,9 +7,11 @@ import (
 	"github.com/vishvananda/netlink"
 )
 
-// beforeRename, when set by a test, runs just before a link gets its final
-// name, to exercise the rollback of a name taken in the meantime.
-var beforeRename func(ep Endpoint)
+// beforeRenameKey is the context key of a test's hook that runs just
+// before a link gets its final name, to exercise the rollback of a name
+// taken in the meantime (a context value, not a package variable, so that
+// tests running in parallel cannot see each other's hook).
+type beforeRenameKey struct{}
 
 // configureEnd finishes a link that sits under a temporary name in its
 // target netns: IPv6 enabled when needed, addresses added, marked with its
@@ -34,8 +36,8 @@ func configureEnd(ctx context.Context, c *nsConn, index int, tmp string, ep Endp
 	if err := ctx.Err(); err != nil {
 		return fmt.Errorf("configure %s: %w", ep, err)
 	}
-	if beforeRename != nil {
-		beforeRename(ep)
+	if hook, ok := ctx.Value(beforeRenameKey{}).(func(Endpoint)); ok {
+		hook(ep)
 	}
 	if err := c.h.LinkSetName(link, ep.Name); err != nil {
 		if isExist(err) {

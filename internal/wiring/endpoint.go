@@ -116,7 +116,7 @@ func parseAddresses(cidrs []string) ([]*netlink.Addr, error) {
 	for _, s := range cidrs {
 		ip, ipnet, err := net.ParseCIDR(s)
 		if err != nil {
-			return nil, fmt.Errorf("address %q: %w: %v", s, ErrBadAddress, err)
+			return nil, fmt.Errorf("address %q: %w: %w", s, ErrBadAddress, err)
 		}
 		if ip.IsUnspecified() || ip.IsMulticast() || ip.IsLoopback() {
 			return nil, fmt.Errorf("address %q is unspecified, multicast or loopback: %w", s, ErrBadAddress)

@@ -1,6 +1,7 @@
 package wiring
 
 import (
+	"context"
 	"errors"
 	"net"
 	"os/exec"
@@ -106,15 +107,14 @@ func TestVxlanIntoTakenNameFailsWithErrExists(t *testing.T) {
 // check, so the rename fails part way: both ends must be gone afterwards.
 func TestNameTakenWhileWiringRollsBack(t *testing.T) {
 	na, nb := testenv.NewNS(t), testenv.NewNS(t)
-	beforeRename = func(ep Endpoint) {
+	ctx := context.WithValue(testCtx(t), beforeRenameKey{}, func(ep Endpoint) {
 		if ep.Netns == nb.Path() {
 			nb.MustExec(t, "ip", "link", "add", ep.Name, "type", "bridge")
 		}
-	}
-	t.Cleanup(func() { beforeRename = nil })
+	})
 	a := Endpoint{Netns: na.Path(), Name: "eth1", Addresses: []string{"192.0.2.1/24", "2001:db8:2::1/64"}}
 	b := Endpoint{Netns: nb.Path(), Name: "eth2", Addresses: []string{"192.0.2.2/24", "2001:db8:2::2/64"}}
-	err := VethPair(testCtx(t), a, b)
+	err := VethPair(ctx, a, b)
 	if !errors.Is(err, ErrExists) {
 		t.Fatalf("err = %v, want ErrExists", err)
 	}
