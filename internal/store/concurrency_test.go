@@ -1,4 +1,4 @@
-package store
+package store_test
 
 import (
 	"errors"
@@ -7,11 +7,11 @@ import (
 	"testing"
 	"time"
 
-	"github.com/ratchet-cni/ratchet/internal/testenv"
+	"github.com/ratchet-cni/ratchet/internal/store"
 )
 
 func TestConcurrentCreateHasOneWinner(t *testing.T) {
-	eachAPI(t, func(t *testing.T, _ *testenv.Etcd, s Store, k Keys) {
+	eachBackend(t, func(t *testing.T, _ *backend, s store.Store, k store.Keys) {
 		ctx, key := tctx(t), k.Completer("default", "a")
 		const n = 50
 		errs := make([]error, n)
@@ -32,7 +32,7 @@ func TestConcurrentCreateHasOneWinner(t *testing.T) {
 			switch {
 			case err == nil:
 				winners++
-			case !errors.Is(err, ErrExists):
+			case !errors.Is(err, store.ErrExists):
 				t.Errorf("create %d: %v", i, err)
 			}
 		}
@@ -43,7 +43,7 @@ func TestConcurrentCreateHasOneWinner(t *testing.T) {
 }
 
 func TestConcurrentAllocateVNIAreDistinct(t *testing.T) {
-	eachAPI(t, func(t *testing.T, _ *testenv.Etcd, s Store, k Keys) {
+	eachBackend(t, func(t *testing.T, _ *backend, s store.Store, k store.Keys) {
 		ctx := tctx(t)
 		const n, lo, hi = 100, 100, 299 // 200 VNIs: many hash collisions
 		vnis := make([]uint32, n)
@@ -53,7 +53,7 @@ func TestConcurrentAllocateVNIAreDistinct(t *testing.T) {
 			wg.Add(1)
 			go func() {
 				defer wg.Done()
-				vnis[i], errs[i] = AllocateVNI(ctx, s, k, owner(k, i), lo, hi)
+				vnis[i], errs[i] = store.AllocateVNI(ctx, s, k, owner(k, i), lo, hi)
 			}()
 		}
 		wg.Wait()
@@ -68,50 +68,50 @@ func TestConcurrentAllocateVNIAreDistinct(t *testing.T) {
 			}
 			seen[v] = i
 		}
-		again, err := AllocateVNI(ctx, s, k, owner(k, 7), lo, hi)
+		again, err := store.AllocateVNI(ctx, s, k, owner(k, 7), lo, hi)
 		if err != nil || again != vnis[7] {
 			t.Fatalf("second allocation for owner 7 = %d, %v; want %d (idempotent)", again, err, vnis[7])
 		}
 	})
 }
 
-func owner(k Keys, i int) string {
-	return k.Link("default", LinkID("p", "in", fmt.Sprint("q", i), "in"))
+func owner(k store.Keys, i int) string {
+	return k.Link("default", store.LinkID("p", "in", fmt.Sprint("q", i), "in"))
 }
 
 func TestReleaseVNIOnlyByOwner(t *testing.T) {
-	eachAPI(t, func(t *testing.T, _ *testenv.Etcd, s Store, k Keys) {
+	eachBackend(t, func(t *testing.T, _ *backend, s store.Store, k store.Keys) {
 		ctx := tctx(t)
-		v, err := AllocateVNI(ctx, s, k, "link-a", 10, 10)
+		v, err := store.AllocateVNI(ctx, s, k, "link-a", 10, 10)
 		mustOK(t, "allocate", err)
-		if _, err := AllocateVNI(ctx, s, k, "link-b", 10, 10); err == nil {
+		if _, err := store.AllocateVNI(ctx, s, k, "link-b", 10, 10); err == nil {
 			t.Fatal("allocation in a full range succeeded")
 		}
-		mustOK(t, "release by another owner", ReleaseVNI(ctx, s, k, v, "link-b"))
+		mustOK(t, "release by another owner", store.ReleaseVNI(ctx, s, k, v, "link-b"))
 		kv, err := s.Get(ctx, k.VNI(v))
 		if err != nil || string(kv.Value) != "link-a" {
 			t.Fatalf("reservation after foreign release = %+v, %v; want link-a's", kv, err)
 		}
-		mustOK(t, "release by owner", ReleaseVNI(ctx, s, k, v, "link-a"))
-		mustOK(t, "release twice", ReleaseVNI(ctx, s, k, v, "link-a"))
-		if got, err := AllocateVNI(ctx, s, k, "link-b", 10, 10); err != nil || got != v {
+		mustOK(t, "release by owner", store.ReleaseVNI(ctx, s, k, v, "link-a"))
+		mustOK(t, "release twice", store.ReleaseVNI(ctx, s, k, v, "link-a"))
+		if got, err := store.AllocateVNI(ctx, s, k, "link-b", 10, 10); err != nil || got != v {
 			t.Fatalf("allocate after release = %d, %v; want %d", got, err, v)
 		}
 	})
 }
 
 func TestCreateWithTTLExpires(t *testing.T) {
-	eachAPI(t, func(t *testing.T, _ *testenv.Etcd, s Store, k Keys) {
+	eachBackend(t, func(t *testing.T, _ *backend, s store.Store, k store.Keys) {
 		ctx, key := tctx(t), k.Completer("default", "ttl")
 		kv, err := s.Create(ctx, key, []byte("lock"), time.Second)
 		mustOK(t, "create with ttl", err)
 		ch := s.Watch(ctx, k.Completers(""), kv.Version)
 		start := time.Now()
 		// v3 leases last at least etcd's minimum lease TTL (2s here).
-		wantEventWithin(t, ch, Delete, key, 10*time.Second)
+		wantEventWithin(t, ch, store.Delete, key, 10*time.Second)
 		t.Logf("expired after %v", time.Since(start).Round(10*time.Millisecond))
 		_, err = s.Get(ctx, key)
-		wantErr(t, "get after expiry", err, ErrNotFound)
+		wantErr(t, "get after expiry", err, store.ErrNotFound)
 		_, err = s.Create(ctx, key, []byte("again"), 0)
 		mustOK(t, "create after expiry", err)
 	})

@@ -1,4 +1,4 @@
-package store
+package store_test
 
 import (
 	"context"
@@ -9,6 +9,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/ratchet-cni/ratchet/internal/store"
 
 	"github.com/ratchet-cni/ratchet/internal/testenv"
 )
@@ -37,8 +39,8 @@ func TestUnreachableEtcdIsErrUnavailable(t *testing.T) {
 		for name, url := range endpoints {
 			t.Run(api+"/"+name, func(t *testing.T) {
 				t.Parallel()
-				s := newStore(t, Config{Endpoints: []string{url}, API: api, Prefix: "/ratchet", Timeout: timeout})
-				k := Keys{Prefix: "/ratchet"}
+				s := newStore(t, store.Config{Endpoints: []string{url}, API: api, Prefix: "/ratchet", Timeout: timeout})
+				k := store.Keys{Prefix: "/ratchet"}
 				ops := map[string]func(context.Context) error{
 					"ping":   s.Ping,
 					"get":    func(ctx context.Context) error { _, err := s.Get(ctx, k.Pod("a", "b")); return err },
@@ -50,7 +52,7 @@ func TestUnreachableEtcdIsErrUnavailable(t *testing.T) {
 					err := call(context.Background())
 					took := time.Since(start)
 					t.Logf("%s: %v after %v", op, err, took.Round(time.Millisecond))
-					if !errors.Is(err, ErrUnavailable) || !strings.Contains(err.Error(), url) {
+					if !errors.Is(err, store.ErrUnavailable) || !strings.Contains(err.Error(), url) {
 						t.Errorf("%s: error %v, want ErrUnavailable naming %s", op, err, url)
 					}
 					if took > 3*timeout {
@@ -64,19 +66,19 @@ func TestUnreachableEtcdIsErrUnavailable(t *testing.T) {
 
 func TestV2AgainstEtcdWithoutV2NamesV3(t *testing.T) {
 	e := testenv.StartEtcdV3Only(t)
-	s := newStore(t, Config{Endpoints: []string{e.URL}, API: APIv2, Prefix: "/ratchet"})
+	s := newStore(t, store.Config{Endpoints: []string{e.URL}, API: store.APIv2, Prefix: "/ratchet"})
 	ctx := tctx(t)
 	want := `does not serve the v2 API; set etcd.api to "v3"`
 	err := s.Ping(ctx)
-	if !errors.Is(err, ErrAPINotServed) || !strings.Contains(err.Error(), want) {
+	if !errors.Is(err, store.ErrAPINotServed) || !strings.Contains(err.Error(), want) {
 		t.Fatalf("ping: %v; want ErrAPINotServed saying %s", err, want)
 	}
 	_, err = s.Create(ctx, "/ratchet/x", []byte("1"), 0)
-	if !errors.Is(err, ErrAPINotServed) || !strings.Contains(err.Error(), want) {
+	if !errors.Is(err, store.ErrAPINotServed) || !strings.Contains(err.Error(), want) {
 		t.Fatalf("create: %v; want ErrAPINotServed saying %s", err, want)
 	}
 	t.Log(err)
-	v3 := newStore(t, Config{Endpoints: []string{e.URL}, API: APIv3, Prefix: "/ratchet"})
+	v3 := newStore(t, store.Config{Endpoints: []string{e.URL}, API: store.APIv3, Prefix: "/ratchet"})
 	mustOK(t, "v3 ping of the same etcd", v3.Ping(ctx))
 }
 
@@ -90,7 +92,7 @@ func TestV3AgainstEtcd2NamesV2(t *testing.T) {
 		http.NotFound(w, r)
 	}))
 	t.Cleanup(srv.Close)
-	s := newStore(t, Config{Endpoints: []string{srv.URL}, API: APIv3, Prefix: "/ratchet", Timeout: 500 * time.Millisecond})
+	s := newStore(t, store.Config{Endpoints: []string{srv.URL}, API: store.APIv3, Prefix: "/ratchet", Timeout: 500 * time.Millisecond})
 	want := `does not serve the v3 API; set etcd.api to "v2" (it is etcd 2.3.8)`
 	for _, op := range []string{"ping", "get"} {
 		var err error
@@ -99,21 +101,21 @@ func TestV3AgainstEtcd2NamesV2(t *testing.T) {
 		} else {
 			_, err = s.Get(context.Background(), "/ratchet/x")
 		}
-		if !errors.Is(err, ErrAPINotServed) || !strings.Contains(err.Error(), want) {
+		if !errors.Is(err, store.ErrAPINotServed) || !strings.Contains(err.Error(), want) {
 			t.Fatalf("%s: %v; want ErrAPINotServed saying %s", op, err, want)
 		}
 	}
 }
 
 func TestNewRejectsBadConfig(t *testing.T) {
-	for name, cfg := range map[string]Config{
-		"no endpoints":  {API: APIv3},
+	for name, cfg := range map[string]store.Config{
+		"no endpoints":  {API: store.APIv3},
 		"unknown api":   {Endpoints: []string{"http://127.0.0.1:2379"}, API: "v4"},
-		"missing CA":    {Endpoints: []string{"https://127.0.0.1:2379"}, API: APIv3, CA: "/nonexistent/ca.pem"},
-		"cert, no key":  {Endpoints: []string{"https://127.0.0.1:2379"}, API: APIv2, Cert: "/nonexistent/c.pem"},
-		"v2 missing CA": {Endpoints: []string{"https://127.0.0.1:2379"}, API: APIv2, CA: "/nonexistent/ca.pem"},
+		"missing CA":    {Endpoints: []string{"https://127.0.0.1:2379"}, API: store.APIv3, CA: "/nonexistent/ca.pem"},
+		"cert, no key":  {Endpoints: []string{"https://127.0.0.1:2379"}, API: store.APIv2, Cert: "/nonexistent/c.pem"},
+		"v2 missing CA": {Endpoints: []string{"https://127.0.0.1:2379"}, API: store.APIv2, CA: "/nonexistent/ca.pem"},
 	} {
-		if s, err := New(cfg); err == nil {
+		if s, err := store.New(cfg); err == nil {
 			s.Close()
 			t.Errorf("%s: New succeeded", name)
 		}

@@ -142,9 +142,10 @@ func New(cfg Config) (Store, error) {
 	}
 }
 
-// checkKey returns an error unless key is a clean absolute path under
-// prefix whose segments v2 would not hide (a leading "_").
-func checkKey(prefix, key string) error {
+// CheckKey returns an error unless key is a clean absolute path under
+// prefix whose segments v2 would not hide (a leading "_"). Every backend
+// (and memstore) checks keys with it.
+func CheckKey(prefix, key string) error {
 	if key == "" || key[0] != '/' || path.Clean(key) != key || key == "/" {
 		return fmt.Errorf("invalid key %q: want a clean absolute path", key)
 	}
@@ -159,14 +160,20 @@ func checkKey(prefix, key string) error {
 	return nil
 }
 
-// ttlSeconds rounds a TTL up to whole seconds (etcd's unit).
-func ttlSeconds(ttl time.Duration) int64 {
+// checkKey is CheckKey, under the name the backends call.
+func checkKey(prefix, key string) error { return CheckKey(prefix, key) }
+
+// TTLSeconds rounds a TTL up to whole seconds (etcd's unit), at least 1.
+func TTLSeconds(ttl time.Duration) int64 {
 	s := int64((ttl + time.Second - 1) / time.Second)
 	if s < 1 {
 		s = 1
 	}
 	return s
 }
+
+// ttlSeconds is TTLSeconds, under the name the backends call.
+func ttlSeconds(ttl time.Duration) int64 { return TTLSeconds(ttl) }
 
 // unavailable wraps cause in ErrUnavailable, naming the endpoints.
 func unavailable(endpoints []string, cause error) error {

@@ -1,4 +1,4 @@
-package store
+package store_test
 
 import (
 	"context"
@@ -9,31 +9,16 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ratchet-cni/ratchet/internal/store"
+
 	"github.com/ratchet-cni/ratchet/internal/testenv"
 )
 
 func TestMain(m *testing.M) { os.Exit(testenv.Main(m)) }
 
-var apis = []string{APIv2, APIv3}
-
-// eachAPI starts one etcd and runs fn against it once per backend, in
-// parallel subtests, each with a store under its own prefix.
-func eachAPI(t *testing.T, fn func(t *testing.T, e *testenv.Etcd, s Store, k Keys)) {
+func newStore(t testing.TB, cfg store.Config) store.Store {
 	t.Helper()
-	e := testenv.StartEtcd(t)
-	for _, api := range apis {
-		t.Run(api, func(t *testing.T) {
-			t.Parallel()
-			prefix := "/" + testenv.UniqueName("rt")
-			s := newStore(t, Config{Endpoints: []string{e.URL}, API: api, Prefix: prefix})
-			fn(t, e, s, Keys{Prefix: prefix})
-		})
-	}
-}
-
-func newStore(t testing.TB, cfg Config) Store {
-	t.Helper()
-	s, err := New(cfg)
+	s, err := store.New(cfg)
 	if err != nil {
 		t.Fatalf("New(%+v): %v", cfg, err)
 	}
@@ -62,17 +47,17 @@ func mustOK(t testing.TB, what string, err error) {
 }
 
 func TestCreateOnlyIfAbsent(t *testing.T) {
-	eachAPI(t, func(t *testing.T, _ *testenv.Etcd, s Store, k Keys) {
+	eachBackend(t, func(t *testing.T, _ *backend, s store.Store, k store.Keys) {
 		ctx, key := tctx(t), k.Pod("default", "a")
 		_, err := s.Get(ctx, key)
-		wantErr(t, "get before create", err, ErrNotFound)
+		wantErr(t, "get before create", err, store.ErrNotFound)
 		kv, err := s.Create(ctx, key, []byte("one"), 0)
 		mustOK(t, "create", err)
 		if kv.Key != key || string(kv.Value) != "one" || kv.Version <= 0 {
 			t.Fatalf("create returned %+v", kv)
 		}
 		_, err = s.Create(ctx, key, []byte("two"), 0)
-		wantErr(t, "second create", err, ErrExists)
+		wantErr(t, "second create", err, store.ErrExists)
 		got, err := s.Get(ctx, key)
 		mustOK(t, "get", err)
 		if !reflect.DeepEqual(got, kv) {
@@ -82,8 +67,8 @@ func TestCreateOnlyIfAbsent(t *testing.T) {
 }
 
 func TestUpdateComparesVersion(t *testing.T) {
-	eachAPI(t, func(t *testing.T, _ *testenv.Etcd, s Store, k Keys) {
-		ctx, key := tctx(t), k.Link("default", LinkID("a", "in1", "b", "in2"))
+	eachBackend(t, func(t *testing.T, _ *backend, s store.Store, k store.Keys) {
+		ctx, key := tctx(t), k.Link("default", store.LinkID("a", "in1", "b", "in2"))
 		v1, err := s.Create(ctx, key, []byte("1"), 0)
 		mustOK(t, "create", err)
 		v2, err := s.Update(ctx, key, []byte("2"), v1.Version)
@@ -92,9 +77,9 @@ func TestUpdateComparesVersion(t *testing.T) {
 			t.Fatalf("version did not grow: %d then %d", v1.Version, v2.Version)
 		}
 		_, err = s.Update(ctx, key, []byte("stale"), v1.Version)
-		wantErr(t, "update with stale version", err, ErrConflict)
+		wantErr(t, "update with stale version", err, store.ErrConflict)
 		_, err = s.Update(ctx, k.Pod("default", "gone"), []byte("x"), v1.Version)
-		wantErr(t, "update of missing key", err, ErrNotFound)
+		wantErr(t, "update of missing key", err, store.ErrNotFound)
 		v3, err := s.Put(ctx, key, []byte("3"))
 		mustOK(t, "put", err)
 		got, err := s.Get(ctx, key)
@@ -106,16 +91,16 @@ func TestUpdateComparesVersion(t *testing.T) {
 }
 
 func TestDeleteComparesVersion(t *testing.T) {
-	eachAPI(t, func(t *testing.T, _ *testenv.Etcd, s Store, k Keys) {
+	eachBackend(t, func(t *testing.T, _ *backend, s store.Store, k store.Keys) {
 		ctx, key := tctx(t), k.VNI(42)
 		v1, err := s.Create(ctx, key, []byte("1"), 0)
 		mustOK(t, "create", err)
 		v2, err := s.Put(ctx, key, []byte("2"))
 		mustOK(t, "put", err)
-		wantErr(t, "delete with stale version", s.Delete(ctx, key, v1.Version), ErrConflict)
+		wantErr(t, "delete with stale version", s.Delete(ctx, key, v1.Version), store.ErrConflict)
 		mustOK(t, "delete with current version", s.Delete(ctx, key, v2.Version))
-		wantErr(t, "delete again", s.Delete(ctx, key, 0), ErrNotFound)
-		wantErr(t, "versioned delete of missing key", s.Delete(ctx, key, v2.Version), ErrNotFound)
+		wantErr(t, "delete again", s.Delete(ctx, key, 0), store.ErrNotFound)
+		wantErr(t, "versioned delete of missing key", s.Delete(ctx, key, v2.Version), store.ErrNotFound)
 		_, err = s.Put(ctx, key, []byte("3"))
 		mustOK(t, "put", err)
 		mustOK(t, "unconditional delete", s.Delete(ctx, key, 0))
@@ -123,7 +108,7 @@ func TestDeleteComparesVersion(t *testing.T) {
 }
 
 func TestListIsSortedLeavesBelowDir(t *testing.T) {
-	eachAPI(t, func(t *testing.T, _ *testenv.Etcd, s Store, k Keys) {
+	eachBackend(t, func(t *testing.T, _ *backend, s store.Store, k store.Keys) {
 		ctx := tctx(t)
 		dir := k.Links("ns")
 		var last int64
@@ -156,7 +141,7 @@ func TestListIsSortedLeavesBelowDir(t *testing.T) {
 }
 
 func TestDeleteDirRemovesEverythingBelow(t *testing.T) {
-	eachAPI(t, func(t *testing.T, _ *testenv.Etcd, s Store, k Keys) {
+	eachBackend(t, func(t *testing.T, _ *backend, s store.Store, k store.Keys) {
 		ctx := tctx(t)
 		for _, key := range []string{k.Pod("ns", "a"), k.Pod("ns", "b"), k.Pods("ns") + "/deep/c", k.Pod("other", "d")} {
 			_, err := s.Put(ctx, key, []byte("x"))
@@ -173,7 +158,7 @@ func TestDeleteDirRemovesEverythingBelow(t *testing.T) {
 }
 
 func TestKeysMustBeCleanPathsUnderPrefix(t *testing.T) {
-	eachAPI(t, func(t *testing.T, _ *testenv.Etcd, s Store, k Keys) {
+	eachBackend(t, func(t *testing.T, _ *backend, s store.Store, k store.Keys) {
 		ctx := tctx(t)
 		for _, key := range []string{"", "relative", k.Prefix + "/a/", k.Prefix + "//a", k.Prefix + "/a/../b", "/elsewhere/a", k.Prefix + "/_hidden"} {
 			if _, err := s.Put(ctx, key, []byte("x")); err == nil || !strings.Contains(err.Error(), "invalid key") {
@@ -184,34 +169,34 @@ func TestKeysMustBeCleanPathsUnderPrefix(t *testing.T) {
 }
 
 func TestTypedHelpersRoundTrip(t *testing.T) {
-	eachAPI(t, func(t *testing.T, _ *testenv.Etcd, s Store, k Keys) {
+	eachBackend(t, func(t *testing.T, _ *backend, s store.Store, k store.Keys) {
 		ctx := tctx(t)
-		id := LinkID("b", "in2", "a", "in1")
-		rec := LinkRecord{ID: id, Namespace: "default", State: LinkPending, VNI: 7,
-			A: LinkEnd{Pod: "a", IfName: "in1"}, B: LinkEnd{Pod: "b", IfName: "in2"}}
-		kv, err := CreateJSON(ctx, s, k.Link("default", id), rec, 0)
+		id := store.LinkID("b", "in2", "a", "in1")
+		rec := store.LinkRecord{ID: id, Namespace: "default", State: store.LinkPending, VNI: 7,
+			A: store.LinkEnd{Pod: "a", IfName: "in1"}, B: store.LinkEnd{Pod: "b", IfName: "in2"}}
+		kv, err := store.CreateJSON(ctx, s, k.Link("default", id), rec, 0)
 		mustOK(t, "create link", err)
-		rec.State = LinkWired
-		_, err = UpdateJSON(ctx, s, k.Link("default", id), rec, kv.Version)
+		rec.State = store.LinkWired
+		_, err = store.UpdateJSON(ctx, s, k.Link("default", id), rec, kv.Version)
 		mustOK(t, "update link", err)
-		got, _, err := GetLink(ctx, s, k, "default", id)
+		got, _, err := store.GetLink(ctx, s, k, "default", id)
 		mustOK(t, "get link", err)
 		if !reflect.DeepEqual(got, rec) {
 			t.Fatalf("get link = %+v, want %+v", got, rec)
 		}
-		_, err = PutJSON(ctx, s, k.Announce("default", "a"), map[string]string{"ratchet": "true"})
+		_, err = store.PutJSON(ctx, s, k.Announce("default", "a"), map[string]string{"ratchet": "true"})
 		mustOK(t, "put announce", err)
-		ann, _, err := GetAnnounce(ctx, s, k, "default", "a")
+		ann, _, err := store.GetAnnounce(ctx, s, k, "default", "a")
 		if err != nil || ann["ratchet"] != "true" {
 			t.Fatalf("announce = %v, %v", ann, err)
 		}
-		links, _, err := ListLinks(ctx, s, k, "")
-		if err != nil || len(links) != 1 || links[0].Value.State != LinkWired {
+		links, _, err := store.ListLinks(ctx, s, k, "")
+		if err != nil || len(links) != 1 || links[0].Value.State != store.LinkWired {
 			t.Fatalf("list links = %+v, %v", links, err)
 		}
 		_, err = s.Put(ctx, k.Pod("default", "bad"), []byte("{"))
 		mustOK(t, "put corrupt pod", err)
-		if _, _, err := ListPods(ctx, s, k, "default"); err == nil || !strings.Contains(err.Error(), k.Pod("default", "bad")) {
+		if _, _, err := store.ListPods(ctx, s, k, "default"); err == nil || !strings.Contains(err.Error(), k.Pod("default", "bad")) {
 			t.Fatalf("list of corrupt pod: %v, want an error naming the key", err)
 		}
 	})

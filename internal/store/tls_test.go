@@ -1,10 +1,12 @@
-package store
+package store_test
 
 import (
 	"errors"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/ratchet-cni/ratchet/internal/store"
 
 	"github.com/ratchet-cni/ratchet/internal/testenv"
 )
@@ -13,8 +15,8 @@ func TestTLSClientCertAndV3Auth(t *testing.T) {
 	e := testenv.StartEtcdTLS(t)
 	prefix := "/" + testenv.UniqueName("rt")
 	e.AddUser(t, "ratchet", "s3cret", prefix)
-	k := Keys{Prefix: prefix}
-	cfg := Config{Endpoints: []string{e.URL}, API: APIv3, Prefix: prefix,
+	k := store.Keys{Prefix: prefix}
+	cfg := store.Config{Endpoints: []string{e.URL}, API: store.APIv3, Prefix: prefix,
 		CA: e.CA, Cert: e.Cert, Key: e.Key, Username: "ratchet", Password: "s3cret"}
 	s := newStore(t, cfg)
 	ctx := tctx(t)
@@ -26,13 +28,13 @@ func TestTLSClientCertAndV3Auth(t *testing.T) {
 	mustOK(t, "create with lease", err)
 	_, err = s.Update(ctx, kv.Key, []byte("2"), kv.Version)
 	mustOK(t, "update", err)
-	wantEvent(t, ch, Put, kv.Key)
-	wantEvent(t, ch, Put, kv.Key)
+	wantEvent(t, ch, store.Put, kv.Key)
+	wantEvent(t, ch, store.Put, kv.Key)
 
 	bad := cfg
 	bad.Password = "wrong"
-	_, err = New(bad)
-	if !errors.Is(err, ErrAuth) || !strings.Contains(err.Error(), "authentication failed") ||
+	_, err = store.New(bad)
+	if !errors.Is(err, store.ErrAuth) || !strings.Contains(err.Error(), "authentication failed") ||
 		!strings.Contains(err.Error(), `"ratchet"`) {
 		t.Fatalf("wrong password: %v; want ErrAuth saying authentication failed for \"ratchet\"", err)
 	}
@@ -42,12 +44,12 @@ func TestTLSClientCertAndV3Auth(t *testing.T) {
 	other.Prefix = "/elsewhere"
 	s2 := newStore(t, other)
 	_, err = s2.Put(ctx, "/elsewhere/x", []byte("1"))
-	if !errors.Is(err, ErrAuth) || !strings.Contains(err.Error(), "permission denied") {
+	if !errors.Is(err, store.ErrAuth) || !strings.Contains(err.Error(), "permission denied") {
 		t.Fatalf("write outside the granted prefix: %v; want ErrAuth, permission denied", err)
 	}
 
 	v2 := cfg
-	v2.API, v2.Username, v2.Password = APIv2, "", ""
+	v2.API, v2.Username, v2.Password = store.APIv2, "", ""
 	s4 := newStore(t, v2)
 	_, err = s4.Create(ctx, k.Pod("v2", "a"), []byte("1"), 0)
 	mustOK(t, "v2 create over TLS", err)
@@ -55,12 +57,12 @@ func TestTLSClientCertAndV3Auth(t *testing.T) {
 	for _, api := range apis {
 		noCert := cfg
 		noCert.API, noCert.Cert, noCert.Key, noCert.Timeout = api, "", "", 500*time.Millisecond
-		s3, err := New(noCert)
+		s3, err := store.New(noCert)
 		if err == nil {
 			t.Cleanup(func() { s3.Close() })
 			err = s3.Ping(ctx)
 		}
-		if err == nil || errors.Is(err, ErrUnavailable) || !strings.Contains(err.Error(), "TLS failure") {
+		if err == nil || errors.Is(err, store.ErrUnavailable) || !strings.Contains(err.Error(), "TLS failure") {
 			t.Fatalf("%s without a client certificate: %v; want a TLS failure, not ErrUnavailable", api, err)
 		}
 		t.Log(err)
