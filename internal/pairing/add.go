@@ -110,17 +110,25 @@ func (m *Manager) add(ctx context.Context, req *Request, pod *metadata.Pod) (pen
 	if err := m.writeLocal(st); err != nil {
 		return 0, err
 	}
-	success := false
+	success, recorded := false, false
 	defer func() {
-		if !success {
-			if terr := m.teardown(context.WithoutCancel(ctx), kv, st); terr != nil {
-				m.log.Error("undo failed ADD", "pod", podKey(pod.Namespace, pod.Name), "err", terr)
-			}
+		if success {
+			return
+		}
+		var terr error
+		if recorded {
+			terr = m.teardown(context.WithoutCancel(ctx), kv, st)
+		} else {
+			terr = m.removeLocal(st.ContainerID) // nothing recorded or built yet
+		}
+		if terr != nil {
+			m.log.Error("undo failed ADD", "pod", podKey(pod.Namespace, pod.Name), "err", terr)
 		}
 	}()
 	if err := m.recordPod(ctx, kv, me); err != nil {
 		return 0, err
 	}
+	recorded = true
 	t("record")
 	left, err := m.pair(ctx, kv, &me)
 	if err != nil {

@@ -164,7 +164,8 @@ func (w *fakeWire) Remove(_ context.Context, netns, name, owner string) error {
 		return nil
 	}
 	if !i.ours || i.owner != owner {
-		return fmt.Errorf("%s in netns %s: %w", name, netns, wiring.ErrNotOwned)
+		info := &wiring.LinkInfo{Kind: i.kind, Ours: i.ours, Owner: i.owner}
+		return fmt.Errorf("%s in netns %s is %s: %w", name, netns, wiring.Holder(info), wiring.ErrNotOwned)
 	}
 	w.delLocked(netns, name)
 	return nil

@@ -133,6 +133,9 @@ func (m *Manager) ensureLink(ctx context.Context, kv store.Store, v *view, w wan
 		return nil
 	}
 	if cur.val.Declarer != w.rec.Declarer && m.stillDeclares(ctx, kv, v, &cur.val) {
+		if sameAddresses(&cur.val, &w.rec) {
+			return nil // both pods declare it alike: no conflict
+		}
 		return fmt.Errorf("link %s: %w: declared differently by pods %s and %s", w.rec.ID, ErrConflict,
 			cur.val.Declarer, w.rec.Declarer)
 	}
@@ -158,9 +161,8 @@ func (m *Manager) ensureLink(ctx context.Context, kv store.Store, v *view, w wan
 // the conflict returned.
 func (m *Manager) claim(ctx context.Context, kv store.Store, v *view, w wanted, exists bool) error {
 	key := m.keys.Link(v.ns, w.rec.ID)
-	err := store.ClaimEnds(ctx, kv, m.keys, &w.rec)
-	var conflict *store.EndConflict
-	if err != nil && !errors.As(err, &conflict) {
+	conflict, err := m.claimEnds(ctx, kv, v, &w.rec)
+	if err != nil {
 		return wrapLink(w.rec.ID, "claim the ends of", err)
 	}
 	if conflict != nil && w.declared {
@@ -193,18 +195,61 @@ func (m *Manager) claim(ctx context.Context, kv store.Store, v *view, w wanted, 
 	return nil
 }
 
+// claimEnds claims both ends of rec. An end held by a link that no current
+// record declares any more (its pods left) is taken over: that link goes.
+// It returns the conflict with a live owner, if any.
+func (m *Manager) claimEnds(ctx context.Context, kv store.Store, v *view, rec *store.LinkRecord) (*store.EndConflict, error) {
+	for range 3 {
+		err := store.ClaimEnds(ctx, kv, m.keys, rec)
+		var conflict *store.EndConflict
+		if !errors.As(err, &conflict) {
+			return nil, err
+		}
+		owner, _, gerr := store.GetLink(ctx, kv, m.keys, v.ns, conflict.Owner)
+		if gerr != nil && !errors.Is(gerr, store.ErrNotFound) {
+			return nil, gerr
+		}
+		if gerr == nil && m.linkDeclared(ctx, kv, v, &owner) {
+			return conflict, nil
+		}
+		if _, err := store.DeleteLink(ctx, kv, m.keys, v.ns, conflict.Owner, func(*store.LinkRecord) bool { return false }); err != nil {
+			return nil, err
+		}
+		m.log.Info("took over an interface end from a link no pod declares", "end", conflict.Pod+"."+conflict.IfName, "old", conflict.Owner)
+		v.dropLink(conflict.Owner)
+	}
+	return nil, fmt.Errorf("claim the ends of %s: %w", rec.ID, store.ErrConflict)
+}
+
+// linkDeclared reports whether either pod of rec still declares or expects
+// it, in its pod record or its announced record.
+func (m *Manager) linkDeclared(ctx context.Context, kv store.Store, v *view, rec *store.LinkRecord) bool {
+	for _, pod := range []string{rec.A.Pod, rec.B.Pod} {
+		if m.podDeclares(ctx, kv, v, pod, rec.ID) {
+			return true
+		}
+	}
+	return false
+}
+
 // stillDeclares reports whether the declarer recorded in rec still declares
 // that link: in its pod record or its announced record.
 func (m *Manager) stillDeclares(ctx context.Context, kv store.Store, v *view, rec *store.LinkRecord) bool {
-	if p, ok := v.pod(rec.Declarer); ok && declares(&p.val.Pod, rec.ID) {
+	return m.podDeclares(ctx, kv, v, rec.Declarer, rec.ID)
+}
+
+// podDeclares reports whether pod declares or expects link id in its pod
+// record or, failing that, its announced record.
+func (m *Manager) podDeclares(ctx context.Context, kv store.Store, v *view, pod, id string) bool {
+	if p, ok := v.pod(pod); ok && declares(&p.val.Pod, id) {
 		return true
 	}
-	labels, _, err := store.GetAnnounce(ctx, kv, m.keys, v.ns, rec.Declarer)
+	labels, _, err := store.GetAnnounce(ctx, kv, m.keys, v.ns, pod)
 	if err != nil {
 		return !errors.Is(err, store.ErrNotFound) // unknown: assume it does
 	}
 	p, err := metadata.Parse(labels)
-	return err == nil && p != nil && declares(p, rec.ID)
+	return err == nil && p != nil && declares(p, id)
 }
 
 // declares reports whether pod declares (or expects) link id.
@@ -257,8 +302,14 @@ func (m *Manager) updateLink(ctx context.Context, kv store.Store, ns, id string,
 	})
 }
 
+// sameDescription: the same declarer describes the link alike.
 func sameDescription(a, b *store.LinkRecord) bool {
-	return a.Declarer == b.Declarer && a.A.IP == b.A.IP && a.B.IP == b.B.IP && a.MTU == b.MTU
+	return a.Declarer == b.Declarer && sameAddresses(a, b)
+}
+
+// sameAddresses: both records give the ends the same addresses and MTU.
+func sameAddresses(a, b *store.LinkRecord) bool {
+	return a.A.IP == b.A.IP && a.B.IP == b.B.IP && a.MTU == b.MTU
 }
 
 func wrapLink(id, op string, err error) error {

@@ -62,13 +62,15 @@ type Deps struct {
 
 // Manager pairs the pods of one plugin invocation (or one completer).
 type Manager struct {
-	conf    *config.NetConf
-	log     *slog.Logger
-	keys    store.Keys
-	kv      store.Store
-	wire    Wirer
-	sources []metadata.Source
-	spawn   func(*Job) error
+	conf *config.NetConf
+	log  *slog.Logger
+	keys store.Keys
+	kv   store.Store
+	// ownStore: kv was opened here (not given in Deps) and Close closes it.
+	ownStore bool
+	wire     Wirer
+	sources  []metadata.Source
+	spawn    func(*Job) error
 }
 
 // New returns a Manager for conf. It connects to etcd only when a pod turns
@@ -100,14 +102,14 @@ func (m *Manager) store() (store.Store, error) {
 		}
 		return nil, fmt.Errorf("etcd: %w: %w", ErrBadConfig, err)
 	}
-	m.kv = kv
+	m.kv, m.ownStore = kv, true
 	return kv, nil
 }
 
-// Close releases the store connection and the metadata sources.
+// Close releases the store connection it opened and the metadata sources.
 func (m *Manager) Close() error {
 	var errs []error
-	if m.kv != nil {
+	if m.kv != nil && m.ownStore {
 		errs = append(errs, m.kv.Close())
 	}
 	for _, s := range m.sources {
