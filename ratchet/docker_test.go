@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -94,12 +95,21 @@ func TestUnlabelledContainerNeverTouchesEtcd(t *testing.T) {
 	c.AssertNothingLeft()
 }
 
+// TestDockerUnreachableIsAClearErrorAndRollsBack: a Docker socket that is
+// there but does not answer may hide a ratchet pod: code 11, rolled back.
 func TestDockerUnreachableIsAClearErrorAndRollsBack(t *testing.T) {
 	c := testcluster.New(t, "v3", 1)
 	c.Metadata = []string{"docker"}
-	c.DockerHost = "unix://" + filepath.Join(t.TempDir(), "no-docker.sock")
+	sock := filepath.Join(t.TempDir(), "dead-docker.sock")
+	l, err := net.Listen("unix", sock)
+	if err != nil {
+		t.Fatal(err)
+	}
+	l.(*net.UnixListener).SetUnlinkOnClose(false)
+	l.Close() // the socket file stays; nobody answers
+	c.DockerHost = "unix://" + sock
 	p := c.Hosts[0].NewPod("any")
-	err := p.Add()
+	err = p.Add()
 	if err == nil {
 		t.Fatal("ADD with docker unreachable succeeded")
 	}
@@ -109,6 +119,19 @@ func TestDockerUnreachableIsAClearErrorAndRollsBack(t *testing.T) {
 	if links := p.Links(); len(links) > 0 {
 		t.Errorf("pod netns has links %v", links)
 	}
+	c.AssertNothingLeft()
+}
+
+// TestNoDockerSocketMeansNoDockerPods: on a node without Docker (the common
+// containerd node), the docker source is passed over; a plain pod's ADD
+// succeeds with the default metadata list.
+func TestNoDockerSocketMeansNoDockerPods(t *testing.T) {
+	c := testcluster.New(t, "v3", 1)
+	c.Metadata = []string{"docker"}
+	c.DockerHost = "unix://" + filepath.Join(t.TempDir(), "no-docker.sock")
+	p := c.Hosts[0].NewPod("any")
+	p.MustAdd()
+	p.MustDel()
 	c.AssertNothingLeft()
 }
 

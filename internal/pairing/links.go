@@ -124,10 +124,12 @@ func (m *Manager) ensureLinks(ctx context.Context, kv store.Store, v *view, want
 func (m *Manager) ensureLink(ctx context.Context, kv store.Store, v *view, w wanted) error {
 	cur, ok := v.link(w.rec.ID)
 	if !ok || cur.val.Blocked != "" {
-		if err := m.claim(ctx, kv, v, w, ok); err != nil || !ok {
+		if err := m.claim(ctx, kv, v, w, ok); err != nil {
 			return err
 		}
-		cur, _ = v.link(w.rec.ID)
+		if cur, ok = v.link(w.rec.ID); !ok {
+			return nil // deleted meanwhile with its pods
+		}
 	}
 	if !w.declared || sameDescription(&cur.val, &w.rec) {
 		return nil
@@ -174,9 +176,18 @@ func (m *Manager) claim(ctx context.Context, kv store.Store, v *view, w wanted, 
 	}
 	if !exists {
 		kvr, cerr := store.CreateJSON(ctx, kv, key, rec, 0)
-		if cerr == nil {
+		switch {
+		case cerr == nil:
 			v.setLink(rec, kvr.Version)
-		} else if !errors.Is(cerr, store.ErrExists) {
+		case errors.Is(cerr, store.ErrExists): // the peer created it meanwhile
+			cur, ver, gerr := store.GetLink(ctx, kv, m.keys, v.ns, w.rec.ID)
+			if gerr != nil && !errors.Is(gerr, store.ErrNotFound) {
+				return wrapLink(w.rec.ID, "read", gerr)
+			}
+			if gerr == nil {
+				v.setLink(cur, ver)
+			}
+		default:
 			return wrapLink(w.rec.ID, "create", cerr)
 		}
 	} else {
