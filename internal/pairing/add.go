@@ -103,10 +103,7 @@ func (m *Manager) add(ctx context.Context, req *Request, pod *metadata.Pod) (pen
 		IfName: req.IfName, Host: m.conf.Host.Name, HostAddress: addr, Pod: *pod, Created: time.Now().UTC(),
 		NetnsInode: netnsInode(req.NetNS),
 	}
-	st := localState{ContainerID: req.ContainerID, Namespace: pod.Namespace, Name: pod.Name, NetNS: req.NetNS, NetnsInode: me.NetnsInode}
-	for _, l := range append(append([]metadata.Link{}, pod.Links...), pod.Expects...) {
-		st.IfNames = append(st.IfNames, l.IfName)
-	}
+	st := stateOf(&me)
 	if err := m.writeLocal(st); err != nil {
 		return 0, err
 	}
@@ -209,6 +206,15 @@ func (m *Manager) waitClaims(ctx context.Context, kv store.Store, v *view, me *s
 	return nil, nil
 }
 
+// stateOf is what this host remembers of a recorded pod.
+func stateOf(p *store.PodRecord) localState {
+	st := localState{ContainerID: p.ContainerID, Namespace: p.Namespace, Name: p.Name, NetNS: p.Netns, NetnsInode: p.NetnsInode}
+	for _, l := range append(append([]metadata.Link{}, p.Pod.Links...), p.Pod.Expects...) {
+		st.IfNames = append(st.IfNames, l.IfName)
+	}
+	return st
+}
+
 // stillCurrent checks that the pod's record is still this ADD's: a DEL of
 // the container that ran meanwhile deleted it, and what the ADD recorded
 // after that must not stay.
@@ -259,16 +265,12 @@ func (m *Manager) recordPod(ctx context.Context, kv store.Store, me store.PodRec
 // retire removes what an earlier incarnation of a pod left on this host:
 // its completer and its link ends (when its netns still exists).
 func (m *Manager) retire(ctx context.Context, kv store.Store, prev store.PodRecord) {
-	old := localState{ContainerID: prev.ContainerID, Namespace: prev.Namespace, Name: prev.Name, NetNS: prev.Netns, NetnsInode: prev.NetnsInode}
+	old := stateOf(&prev)
 	m.stopCompleter(ctx, kv, old)
 	if prev.Host != m.conf.Host.Name {
 		return
 	}
-	names := append([]string{}, old.IfNames...)
-	for _, l := range append(append([]metadata.Link{}, prev.Pod.Links...), prev.Pod.Expects...) {
-		names = append(names, l.IfName)
-	}
-	m.removeLinks(ctx, old, names)
+	m.removeLinks(ctx, old, old.IfNames)
 }
 
 // phases returns a func that logs, at debug level, the time since the

@@ -51,11 +51,6 @@ func (m *Manager) Del(ctx context.Context, req *Request) error {
 // findByContainer finds the pod record of a container: the pod named in
 // CNI_ARGS if it is this container's, else by a scan of the pod records.
 func (m *Manager) findByContainer(ctx context.Context, kv store.Store, req *Request) (localState, bool, error) {
-	toState := func(p store.PodRecord) localState {
-		st := localState{ContainerID: p.ContainerID, Namespace: p.Namespace, Name: p.Name, NetNS: p.Netns, NetnsInode: p.NetnsInode}
-		for _, l := range append(append([]metadata.Link{}, p.Pod.Links...), p.Pod.Expects...) {
-			st.IfNames = append(st.IfNames, l.IfName)
-		}
 		return st
 	}
 	if ns, name := k8sArgs(req.Args); name != "" {
@@ -64,7 +59,7 @@ func (m *Manager) findByContainer(ctx context.Context, kv store.Store, req *Requ
 		}
 		p, _, err := store.GetPod(ctx, kv, m.keys, ns, name)
 		if err == nil && p.ContainerID == req.ContainerID {
-			return toState(p), true, nil
+			return stateOf(&p), true, nil
 		}
 	}
 	pods, _, err := store.ListPods(ctx, kv, m.keys, "")
@@ -73,7 +68,7 @@ func (m *Manager) findByContainer(ctx context.Context, kv store.Store, req *Requ
 	}
 	for _, e := range pods {
 		if e.Value.ContainerID == req.ContainerID {
-			return toState(e.Value), true, nil
+			return stateOf(&e.Value), true, nil
 		}
 	}
 	return localState{}, false, nil
@@ -263,7 +258,7 @@ func (m *Manager) GC(ctx context.Context, valid []types.GCAttachment) error {
 	for _, e := range pods {
 		p := e.Value
 		if p.Host == m.conf.Host.Name && !keep[p.ContainerID] {
-			stale = append(stale, localState{ContainerID: p.ContainerID, Namespace: p.Namespace, Name: p.Name, NetNS: p.Netns, NetnsInode: p.NetnsInode})
+			stale = append(stale, stateOf(&p))
 		}
 	}
 	var errs []error
