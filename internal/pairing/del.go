@@ -51,8 +51,6 @@ func (m *Manager) Del(ctx context.Context, req *Request) error {
 // findByContainer finds the pod record of a container: the pod named in
 // CNI_ARGS if it is this container's, else by a scan of the pod records.
 func (m *Manager) findByContainer(ctx context.Context, kv store.Store, req *Request) (localState, bool, error) {
-		return st
-	}
 	if ns, name := k8sArgs(req.Args); name != "" {
 		if ns == "" {
 			ns = metadata.DefaultNamespace
