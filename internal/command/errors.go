@@ -8,6 +8,7 @@ import (
 
 	"github.com/ratchet-cni/ratchet/internal/config"
 	"github.com/ratchet-cni/ratchet/internal/delegation"
+	"github.com/ratchet-cni/ratchet/internal/wiring"
 )
 
 // Coded is implemented by errors that know their CNI error code. Packages
@@ -19,12 +20,16 @@ type Coded interface {
 }
 
 // toCNIError turns any error into a *types.Error with the right code: a
-// config error is 7, a Coded error keeps its code, a delegate's own CNI
+// config error is 7, so is a vxlan MTU the parent cannot carry (known only
+// at wiring time, wiring.ErrMTU), a Coded error keeps its code, a delegate's own CNI
 // error keeps its code (with ratchet's context in the message), anything
 // else is 999.
 func toCNIError(err error) *types.Error {
 	var cerr *config.Error
 	if errors.As(err, &cerr) {
+		return types.NewError(types.ErrInvalidNetworkConfig, err.Error(), "")
+	}
+	if errors.Is(err, wiring.ErrMTU) {
 		return types.NewError(types.ErrInvalidNetworkConfig, err.Error(), "")
 	}
 	var coded Coded
