@@ -48,11 +48,7 @@ func (e *InputError) Error() string {
 		b.WriteString(e.Field + ": ")
 	}
 	if e.Value != "" {
-		v := e.Value
-		if len(v) > 80 {
-			v = v[:80] + "..."
-		}
-		fmt.Fprintf(&b, "%q: ", v)
+		fmt.Fprintf(&b, "%q: ", metadata.Clip(e.Value, 80))
 	}
 	b.WriteString(e.Reason)
 	return b.String()
@@ -101,7 +97,10 @@ func FromLabels(labels map[string]string, master string, rename func(string) str
 }
 
 // recordOf writes pod as labels and checks that they parse back (the
-// plugin will parse them); the record holds the normalised labels.
+// plugin will parse them); the record holds the normalised labels. Parsing
+// back also bounds what is written: every key is within the limits of
+// metadata (MaxLinks, MaxLinksLen, MaxKeptLen, names), so a record stays
+// far below etcd's request size whatever the topology.
 func recordOf(pod *metadata.Pod, master string, rename func(string) string) (Record, error) {
 	labels := metadata.Labels(pod)
 	parsed, err := metadata.Parse(labels, master)

@@ -3,7 +3,6 @@ package announce
 import (
 	"encoding/json"
 	"fmt"
-	"net/netip"
 	"os"
 	"slices"
 	"strings"
@@ -201,7 +200,7 @@ func (b *builder) link(f linkFields, a, z End, mtu int) error {
 	if err != nil {
 		return err
 	}
-	if err := b.checkEnds(f, a, z, l); err != nil {
+	if err := b.checkEnds(f, a, z); err != nil {
 		return err
 	}
 	declarer, expecter := b.add(a.Pod), b.add(z.Pod)
@@ -238,21 +237,14 @@ func (b *builder) parseLink(f linkFields, a, z End, mtu int) (metadata.Link, err
 	if ie.Field == f.bIf || ie.Field == f.bIP {
 		ie.Pod = podName(b.ns, z.Pod)
 	}
+	ie.Reason = strings.ReplaceAll(ie.Reason, "ratchet.links[0].ip", f.aIP)
 	return metadata.Link{}, ie
 }
 
-// checkEnds rejects a link whose ends clash with each other (the same
-// address, different IP families) or whose interfaces another link uses.
-func (b *builder) checkEnds(f linkFields, a, z End, l metadata.Link) error {
-	if l.IP != "" && l.PeerIP != "" {
-		pa, pz := netip.MustParsePrefix(l.IP), netip.MustParsePrefix(l.PeerIP)
-		switch {
-		case pa.Addr() == pz.Addr():
-			return &InputError{Pod: podName(b.ns, z.Pod), Field: f.bIP, Value: z.IP, Reason: "same address as " + f.aIP}
-		case pa.Addr().Is4() != pz.Addr().Is4():
-			return &InputError{Pod: podName(b.ns, z.Pod), Field: f.bIP, Value: z.IP, Reason: "not the IP family of " + f.aIP}
-		}
-	}
+// checkEnds rejects a link whose interfaces another link uses. (Ends
+// that clash with each other, such as the same address on both, were
+// rejected by metadata.Parse in parseLink.)
+func (b *builder) checkEnds(f linkFields, a, z End) error {
 	for _, e := range []struct{ pod, ifname, field string }{{a.Pod, a.IfName, f.aIf}, {z.Pod, z.IfName, f.bIf}} {
 		key := e.pod + "/" + e.ifname
 		if prev, ok := b.ends[key]; ok {

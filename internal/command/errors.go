@@ -12,6 +12,7 @@ import (
 	"github.com/ratchet-cni/ratchet/internal/metadata"
 	"github.com/ratchet-cni/ratchet/internal/pairing"
 	"github.com/ratchet-cni/ratchet/internal/store"
+	"github.com/ratchet-cni/ratchet/internal/wiring"
 )
 
 // Coded is implemented by errors that know their CNI error code. Packages
@@ -26,7 +27,7 @@ type Coded interface {
 // one place where codes are given:
 //   - 7 (invalid config): a netconf error, invalid metadata, a configuration
 //     that cannot work here, a link that conflicts with another or with an
-//     interface ratchet does not own;
+//     interface ratchet does not own, a vxlan MTU the parent cannot carry;
 //   - 11 (try again later): etcd or a metadata source unreachable, a
 //     deadline passed;
 //   - a Coded error keeps its code, a delegate's own CNI error keeps its
@@ -62,7 +63,7 @@ func pairingCode(err error) (uint, bool) {
 	switch {
 	case errors.As(err, &cerr), errors.As(err, &merr), errors.Is(err, pairing.ErrBadConfig),
 		errors.Is(err, pairing.ErrConflict), errors.Is(err, store.ErrEndTaken),
-		errors.Is(err, store.ErrAPINotServed), errors.Is(err, store.ErrAuth):
+		errors.Is(err, store.ErrAPINotServed), errors.Is(err, store.ErrAuth), errors.Is(err, wiring.ErrMTU):
 		return types.ErrInvalidNetworkConfig, true
 	case errors.Is(err, store.ErrUnavailable), errors.Is(err, metadata.ErrSourceUnavailable),
 		errors.Is(err, context.DeadlineExceeded):

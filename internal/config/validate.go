@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/ratchet-cni/ratchet/internal/etcdcfg"
+	"github.com/ratchet-cni/ratchet/internal/ifname"
 )
 
 // SupportedVersions are the CNI spec versions ratchet speaks.
@@ -83,8 +84,10 @@ func (c *NetConf) validateHost() error {
 	if c.Host.Address != "" && net.ParseIP(c.Host.Address) == nil {
 		return fieldErr("host.address", "%q is not an IP address", c.Host.Address)
 	}
-	if c.Host.Interface != "" && !validIfName(c.Host.Interface) {
-		return fieldErr("host.interface", "%q is not an interface name", c.Host.Interface)
+	if c.Host.Interface != "" {
+		if reason := ifname.Reason(c.Host.Interface); reason != "" {
+			return fieldErr("host.interface", "%q is not an interface name: %s", c.Host.Interface, reason)
+		}
 	}
 	return nil
 }
@@ -108,10 +111,6 @@ func (c *NetConf) validateMisc() error {
 		return fieldErr("vxlan.mtu", "%d is outside 68..65535 (0 means parent MTU - 50)", c.Vxlan.MTU)
 	}
 	return nil
-}
-
-func validIfName(s string) bool {
-	return s != "" && len(s) <= 15 && !strings.ContainsAny(s, "/: \t\n") && s != "." && s != ".."
 }
 
 func legacyPort(raw json.RawMessage) (string, error) {

@@ -9,6 +9,7 @@ import (
 	"strings"
 
 	"github.com/ratchet-cni/ratchet/internal/config"
+	"github.com/ratchet-cni/ratchet/internal/statefile"
 )
 
 // Cache is what ratchet remembers of one attachment between ADD and DEL: the
@@ -38,7 +39,7 @@ func (r *Runner) cachePath(containerID, ifName string) string {
 // an unreadable or corrupt one is another error.
 func (r *Runner) ReadCache(containerID, ifName string) (*Cache, error) {
 	path := r.cachePath(containerID, ifName)
-	data, err := os.ReadFile(path)
+	data, err := statefile.ReadFile(path)
 	if errors.Is(err, os.ErrNotExist) {
 		return nil, ErrNoCache
 	}
@@ -55,43 +56,21 @@ func (r *Runner) ReadCache(containerID, ifName string) (*Cache, error) {
 	return c, nil
 }
 
-// writeCache writes the cache atomically: a temp file in the same
-// directory, then a rename; mode 0600. It does not fsync: the cache must
-// survive the plugin being killed (the page cache does), while a machine
-// crash takes the pod's netns and links with it anyway.
+// writeCache writes the cache atomically through statefile (a temp file
+// created O_EXCL|O_NOFOLLOW in the 0700 cache dir, then a rename; mode
+// 0600; a link planted in the dir is never followed). It does not fsync:
+// the cache must survive the plugin being killed (the page cache does),
+// while a machine crash takes the pod's netns and links with it anyway.
 func (r *Runner) writeCache(c *Cache) error {
-	if err := os.MkdirAll(r.CacheDir, 0o700); err != nil {
-		return fmt.Errorf("create cache dir %s: %w", r.CacheDir, err)
-	}
 	data, err := json.Marshal(c)
 	if err != nil {
 		return fmt.Errorf("encode cache: %w", err)
 	}
 	path := r.cachePath(c.ContainerID, c.IfName)
-	tmp, err := os.CreateTemp(r.CacheDir, ".tmp-"+c.ContainerID+"-")
-	if err != nil {
-		return fmt.Errorf("write cache %s: %w", path, err)
-	}
-	defer os.Remove(tmp.Name()) // no-op after a successful rename
-	if err := writeClose(tmp, data); err != nil {
-		return fmt.Errorf("write cache %s: %w", path, err)
-	}
-	if err := os.Rename(tmp.Name(), path); err != nil {
+	if err := statefile.WriteFile(r.CacheDir, filepath.Base(path), data); err != nil {
 		return fmt.Errorf("write cache %s: %w", path, err)
 	}
 	return nil
-}
-
-func writeClose(f *os.File, data []byte) error {
-	if err := f.Chmod(0o600); err != nil {
-		f.Close()
-		return err
-	}
-	if _, err := f.Write(data); err != nil {
-		f.Close()
-		return err
-	}
-	return f.Close()
 }
 
 // removeCache deletes an attachment's cache; a missing one is fine.
@@ -128,7 +107,7 @@ func (r *Runner) cachedAttachments() ([][2]string, error) {
 }
 
 func readCacheFile(path string) (*Cache, error) {
-	data, err := os.ReadFile(path)
+	data, err := statefile.ReadFile(path)
 	if err != nil {
 		return nil, err
 	}

@@ -108,7 +108,7 @@ func (r *Runner) call(ctx context.Context, op string, att Attachment, d config.D
 	} else {
 		err = invoke.ExecPluginWithoutResult(ctx, path, conf, args, ex)
 	}
-	r.log().Debug("delegate", "op", op, "type", d.Type, "ifname", d.IfName, "took", time.Since(start), "err", err)
+	r.log().Debug("delegate", "delegateOp", op, "type", d.Type, "delegateIfname", d.IfName, "took", time.Since(start), "err", err)
 	return err
 }
 

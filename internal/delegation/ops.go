@@ -11,11 +11,28 @@ import (
 	"github.com/ratchet-cni/ratchet/internal/config"
 )
 
+// ErrAttached is matched by the error of an ADD for an attachment (container
+// ID and interface) whose earlier ADD finished and was not deleted.
+var ErrAttached = errors.New("attachment exists: ADD without DEL in between")
+
 // Add runs the delegates in order. The cache is written before the first
 // one runs; if any delegate fails, those already added are deleted in
 // reverse order and the cache is removed. It returns the master's Result
 // converted to cniVersion.
+//
+// A repeated ADD (a runtime retry, which the CNI spec forbids without a DEL
+// in between) of an attachment whose earlier ADD finished is refused with
+// ErrAttached before anything is run or written: running the delegates
+// again could only fail against the live interfaces, or half succeed, and
+// rolling either back would DEL the live attachment's delegates and remove
+// its cache, so that its CHECK and DEL lose their state. The live
+// attachment stays as it is; DEL, then ADD, to make it again. A cache
+// without results (an ADD killed half-way) does not count: that ADD is
+// retried.
 func (r *Runner) Add(ctx context.Context, att Attachment, cniVersion string, delegates []config.Delegate) (types.Result, error) {
+	if err := r.checkNotAttached(att); err != nil {
+		return nil, err
+	}
 	cache := &Cache{
 		ContainerID: att.ContainerID, IfName: att.IfName, NetNS: att.NetNS, Args: att.Args,
 		CNIVersion: cniVersion, Delegates: delegates,
@@ -53,6 +70,16 @@ func (r *Runner) Add(ctx context.Context, att Attachment, cniVersion string, del
 		return nil, r.rollback(ctx, att, cache, len(delegates), err)
 	}
 	return converted, nil
+}
+
+// checkNotAttached returns ErrAttached when att has the cache of a
+// finished ADD.
+func (r *Runner) checkNotAttached(att Attachment) error {
+	prev, err := r.ReadCache(att.ContainerID, att.IfName)
+	if err != nil || len(prev.Results) < len(prev.Delegates) {
+		return nil
+	}
+	return fmt.Errorf("ADD %s/%s (netns %s): %w; DEL it first", att.ContainerID, att.IfName, prev.NetNS, ErrAttached)
 }
 
 // rollback deletes delegates [0, n) in reverse order and removes the cache,

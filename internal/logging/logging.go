@@ -24,11 +24,12 @@ func Open(file, level string) (*slog.Logger, func()) {
 }
 
 // New returns a JSON logger writing to w at level (debug, info, warn or
-// error; anything else is info), tagged with the process ID.
+// error; anything else is info), tagged with the process ID. Each key
+// appears once per line (see uniqueKeys).
 func New(w io.Writer, level string) *slog.Logger {
 	var l slog.Level
 	if err := l.UnmarshalText([]byte(level)); err != nil {
 		l = slog.LevelInfo
 	}
-	return slog.New(slog.NewJSONHandler(w, &slog.HandlerOptions{Level: l})).With("pid", os.Getpid())
+	return slog.New(newUniqueKeys(slog.NewJSONHandler(w, &slog.HandlerOptions{Level: l}))).With("pid", os.Getpid())
 }

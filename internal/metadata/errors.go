@@ -32,11 +32,7 @@ func (e *Error) Error() string {
 	if e.Value == "" {
 		return fmt.Sprintf("%s: %s", e.Key, e.Reason)
 	}
-	v := e.Value
-	if len(v) > maxValueInMessage {
-		v = v[:maxValueInMessage] + "..."
-	}
-	return fmt.Sprintf("%s: %q: %s", e.Key, v, e.Reason)
+	return fmt.Sprintf("%s: %q: %s", e.Key, Clip(e.Value, maxValueInMessage), e.Reason)
 }
 
 func invalid(key, value, reason string) *Error {

@@ -8,13 +8,14 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"unicode"
+
+	"github.com/ratchet-cni/ratchet/internal/ifname"
 )
 
 // Bounds of the values Parse accepts.
 const (
 	// MaxIfNameLen is the longest Linux interface name (IFNAMSIZ - 1).
-	MaxIfNameLen = 15
+	MaxIfNameLen = ifname.MaxLen
 	// MaxDNSLabelLen is the longest RFC 1123 DNS label.
 	MaxDNSLabelLen = 63
 	// MinMTU and MaxMTU bound a link's MTU; 0 means the default.
@@ -38,6 +39,9 @@ const (
 func Parse(labels map[string]string, reserved ...string) (*Pod, error) {
 	if labels[KeyRatchet] != "true" {
 		return nil, nil
+	}
+	if err := checkSizes(labels); err != nil {
+		return nil, err
 	}
 	p, err := parseIdentity(labels)
 	if err != nil {
@@ -148,6 +152,9 @@ func parseLinksKey(raw string, p *Pod, v *validator) error {
 	if err := json.Unmarshal([]byte(raw), &entries); err != nil {
 		return invalid(KeyLinks, raw, "not a JSON array of links: "+err.Error())
 	}
+	if len(entries) > MaxLinks {
+		return invalid(KeyLinks, raw, fmt.Sprintf("%d links, more than the limit of %d", len(entries), MaxLinks))
+	}
 	for i, e := range entries {
 		prefix := fmt.Sprintf("%s[%d]", KeyLinks, i)
 		var l Link
@@ -237,7 +244,7 @@ func (v *validator) link(l Link, k linkKeys, declared bool) (Link, error) {
 		return l, invalid(k.mtu, strconv.Itoa(l.MTU),
 			fmt.Sprintf("MTU outside %d..%d (0 means the default)", MinMTU, MaxMTU))
 	}
-	return l, nil
+	return l, checkEnds(l, k)
 }
 
 // ifName checks one interface name and records it in used under scope.
@@ -260,15 +267,10 @@ func (v *validator) ifName(key, name string, required bool, used map[string]stri
 
 // checkIfName returns why name cannot be a link's interface name, or "".
 func checkIfName(name string, reserved []string) string {
+	if reason := ifname.Reason(name); reason != "" {
+		return "not a valid interface name: " + reason
+	}
 	switch {
-	case len(name) > MaxIfNameLen:
-		return fmt.Sprintf("interface name longer than %d characters", MaxIfNameLen)
-	case name == "." || name == "..":
-		return "not a valid interface name"
-	case strings.IndexFunc(name, func(r rune) bool {
-		return r == '/' || r == ':' || unicode.IsSpace(r) || unicode.IsControl(r)
-	}) >= 0:
-		return "interface name with '/', ':', whitespace or a control character"
 	case name == "lo":
 		return "clashes with the loopback interface"
 	case len(reserved) > 0 && name == reserved[0]:
@@ -292,34 +294,4 @@ func checkDNSLabel(s string) string {
 		}
 	}
 	return ""
-}
-
-// normaliseIP turns an address or CIDR into a CIDR that keeps the host
-// address; a bare address gets the default prefix length of its family.
-func normaliseIP(key, s string) (string, error) {
-	if s == "" {
-		return "", nil
-	}
-	var prefix netip.Prefix
-	if strings.Contains(s, "/") {
-		p, err := netip.ParsePrefix(s)
-		if err != nil {
-			return "", invalid(key, s, "not an IP address or CIDR")
-		}
-		prefix = p
-	} else {
-		addr, err := netip.ParseAddr(s)
-		if err != nil || addr.Zone() != "" {
-			return "", invalid(key, s, "not an IP address or CIDR")
-		}
-		bits := DefaultIPv4PrefixLen
-		if !addr.Is4() {
-			bits = DefaultIPv6PrefixLen
-		}
-		prefix = netip.PrefixFrom(addr, bits)
-	}
-	if a := prefix.Addr(); a.IsUnspecified() || a.IsMulticast() {
-		return "", invalid(key, s, "not a unicast address")
-	}
-	return prefix.String(), nil
 }

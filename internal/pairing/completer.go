@@ -16,6 +16,7 @@ import (
 
 	"github.com/ratchet-cni/ratchet/internal/config"
 	"github.com/ratchet-cni/ratchet/internal/logging"
+	"github.com/ratchet-cni/ratchet/internal/statefile"
 	"github.com/ratchet-cni/ratchet/internal/store"
 )
 
@@ -47,9 +48,9 @@ func (m *Manager) removeJob(containerID string) error {
 	return nil
 }
 
-// ReadJob reads a completer's job file.
+// ReadJob reads a completer's job file (never through a link).
 func ReadJob(path string) (*Job, error) {
-	data, err := os.ReadFile(path)
+	data, err := statefile.ReadFile(path)
 	if err != nil {
 		return nil, fmt.Errorf("read completer job: %w", err)
 	}
@@ -69,7 +70,7 @@ func (m *Manager) spawnCompleter(job *Job) error {
 	if err != nil {
 		return err
 	}
-	if err := os.WriteFile(path, data, 0o600); err != nil {
+	if err := statefile.WriteFile(filepath.Dir(path), filepath.Base(path), data); err != nil {
 		return fmt.Errorf("write completer job: %w", err)
 	}
 	self, err := os.Executable()

@@ -5,7 +5,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"slices"
 	"time"
 
 	"github.com/containernetworking/cni/pkg/types"
@@ -207,7 +206,7 @@ func (m *Manager) checkEnd(ctx context.Context, netns string, rec *store.LinkRec
 	if info.Kind != kind || (kind == "vxlan" && info.VNI != int(rec.VNI)) {
 		return fmt.Errorf("link %s: %s is a %s (VNI %d), recorded as %s (VNI %d)", rec.ID, mine.IfName, info.Kind, info.VNI, kind, rec.VNI)
 	}
-	if mine.IP != "" && !slices.Contains(info.Addresses, mine.IP) {
+	if mine.IP != "" && !info.HasAddress(mine.IP) {
 		return fmt.Errorf("link %s: %s has addresses %v, recorded %s", rec.ID, mine.IfName, info.Addresses, mine.IP)
 	}
 	if rec.MTU != 0 && info.MTU != rec.MTU {

@@ -8,6 +8,8 @@ import (
 	"path/filepath"
 	"strings"
 	"syscall"
+
+	"github.com/ratchet-cni/ratchet/internal/statefile"
 )
 
 // localState is what this host remembers of a ratchet pod's container, so
@@ -29,32 +31,25 @@ func (m *Manager) localPath(containerID string) string {
 	return filepath.Join(m.conf.CNIDir, "pairing", containerID+".json")
 }
 
-// writeLocal records the pod of a container atomically (0600).
+// writeLocal records the pod of a container atomically (0600, through
+// statefile: a link planted in the state dir is never followed).
 func (m *Manager) writeLocal(st localState) error {
 	path := m.localPath(st.ContainerID)
-	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
-		return fmt.Errorf("pairing state dir: %w", err)
-	}
 	data, err := json.Marshal(st)
 	if err != nil {
 		return err
 	}
-	tmp := path + ".tmp"
-	if err := os.WriteFile(tmp, data, 0o600); err != nil {
-		return fmt.Errorf("write pairing state: %w", err)
-	}
-	if err := os.Rename(tmp, path); err != nil {
-		os.Remove(tmp)
+	if err := statefile.WriteFile(filepath.Dir(path), filepath.Base(path), data); err != nil {
 		return fmt.Errorf("write pairing state: %w", err)
 	}
 	return nil
 }
 
 // readLocal returns the recorded pod of a container; ok is false when there
-// is none (or it is unreadable).
+// is none (or it is unreadable, or a link).
 func (m *Manager) readLocal(containerID string) (localState, bool) {
 	var st localState
-	data, err := os.ReadFile(m.localPath(containerID))
+	data, err := statefile.ReadFile(m.localPath(containerID))
 	if err != nil || json.Unmarshal(data, &st) != nil || st.Name == "" {
 		return st, false
 	}

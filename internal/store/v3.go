@@ -219,7 +219,7 @@ func (s *v3Store) Update(ctx context.Context, key string, val []byte, version in
 	defer cancel()
 	resp, err := s.cli.Txn(ctx).
 		If(clientv3.Compare(clientv3.ModRevision(key), "=", version)).
-		Then(clientv3.OpPut(key, string(val))).
+		Then(clientv3.OpPut(key, string(val), clientv3.WithPrevKV())).
 		Else(clientv3.OpGet(key, clientv3.WithCountOnly())).
 		Commit()
 	if err == nil && !resp.Succeeded {
@@ -228,6 +228,7 @@ func (s *v3Store) Update(ctx context.Context, key string, val []byte, version in
 	if err != nil {
 		return KV{}, s.wrap("update", key, err)
 	}
+	s.revokeLeases(ctx, resp.Responses[0].GetResponsePut().GetPrevKv())
 	return KV{Key: key, Value: val, Version: resp.Header.Revision}, nil
 }
 
@@ -238,10 +239,11 @@ func (s *v3Store) Put(ctx context.Context, key string, val []byte) (KV, error) {
 	}
 	ctx, cancel := s.call(ctx)
 	defer cancel()
-	resp, err := s.cli.Put(ctx, key, string(val))
+	resp, err := s.cli.Put(ctx, key, string(val), clientv3.WithPrevKV())
 	if err != nil {
 		return KV{}, s.wrap("put", key, err)
 	}
+	s.revokeLeases(ctx, resp.PrevKv)
 	return KV{Key: key, Value: val, Version: resp.Header.Revision}, nil
 }
 
@@ -257,18 +259,19 @@ func (s *v3Store) Delete(ctx context.Context, key string, version int64) error {
 	ctx, cancel := s.call(ctx)
 	defer cancel()
 	if version == 0 {
-		resp, err := s.cli.Delete(ctx, key)
+		resp, err := s.cli.Delete(ctx, key, clientv3.WithPrevKV())
 		if err == nil && resp.Deleted == 0 {
 			err = ErrNotFound
 		}
 		if err != nil {
 			return s.wrap("delete", key, err)
 		}
+		s.revokeLeases(ctx, resp.PrevKvs...)
 		return nil
 	}
 	resp, err := s.cli.Txn(ctx).
 		If(clientv3.Compare(clientv3.ModRevision(key), "=", version)).
-		Then(clientv3.OpDelete(key)).
+		Then(clientv3.OpDelete(key, clientv3.WithPrevKV())).
 		Else(clientv3.OpGet(key, clientv3.WithCountOnly())).
 		Commit()
 	if err == nil && !resp.Succeeded {
@@ -277,7 +280,22 @@ func (s *v3Store) Delete(ctx context.Context, key string, version int64) error {
 	if err != nil {
 		return s.wrap("delete", key, err)
 	}
+	s.revokeLeases(ctx, resp.Responses[0].GetResponseDeleteRange().GetPrevKvs()...)
 	return nil
+}
+
+// revokeLeases revokes the leases of keys that were just deleted or
+// overwritten (an overwrite makes a key permanent). Each lease is the key's
+// own (Create grants one per key), so nothing else goes with it; without
+// this, every deleted TTL key would leave its lease in etcd until the TTL
+// runs out. Revoking is best-effort: a lease that cannot be revoked now
+// still expires with its TTL.
+func (s *v3Store) revokeLeases(ctx context.Context, prev ...*mvccpb.KeyValue) {
+	for _, kv := range prev {
+		if kv != nil && kv.Lease != 0 {
+			_, _ = s.cli.Revoke(ctx, clientv3.LeaseID(kv.Lease))
+		}
+	}
 }
 
 // DeleteDir implements Store with a prefix delete of dir + "/".
@@ -287,9 +305,11 @@ func (s *v3Store) DeleteDir(ctx context.Context, dir string) error {
 	}
 	ctx, cancel := s.call(ctx)
 	defer cancel()
-	if _, err := s.cli.Delete(ctx, dir+"/", clientv3.WithPrefix()); err != nil {
+	resp, err := s.cli.Delete(ctx, dir+"/", clientv3.WithPrefix(), clientv3.WithPrevKV())
+	if err != nil {
 		return s.wrap("delete dir", dir, err)
 	}
+	s.revokeLeases(ctx, resp.PrevKvs...)
 	return nil
 }
 

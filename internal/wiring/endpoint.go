@@ -3,9 +3,8 @@ package wiring
 import (
 	"fmt"
 	"net"
-	"strings"
-	"unicode"
 
+	"github.com/ratchet-cni/ratchet/internal/ifname"
 	"github.com/vishvananda/netlink"
 	"golang.org/x/sys/unix"
 )
@@ -13,10 +12,8 @@ import (
 const (
 	// DefaultVethMTU is the MTU of a veth end whose Endpoint.MTU is 0.
 	DefaultVethMTU = 1500
-	// maxIfnameLen is IFNAMSIZ minus the terminating NUL.
-	maxIfnameLen = 15
-	minMTU       = 68
-	maxMTU       = 65535
+	minMTU         = 68
+	maxMTU         = 65535
 	// minIPv6MTU is the smallest MTU on which the kernel keeps IPv6 enabled.
 	minIPv6MTU = 1280
 )
@@ -90,20 +87,12 @@ func (e Endpoint) parse() ([]*netlink.Addr, error) {
 	return addrs, nil
 }
 
-// ValidateName checks an interface name as the kernel would, and also
-// rejects ':' (alias syntax) and white space. Errors match ErrInvalid.
+// ValidateName checks an interface name with ifname.Check: the kernel's
+// rule, plus '%' (which the kernel expands) and control characters. Errors
+// match ErrInvalid.
 func ValidateName(name string) error {
-	switch {
-	case name == "":
-		return fmt.Errorf("empty interface name: %w", ErrInvalid)
-	case len(name) > maxIfnameLen:
-		return fmt.Errorf("interface name %q longer than %d bytes: %w", name, maxIfnameLen, ErrInvalid)
-	case name == "." || name == "..":
-		return fmt.Errorf("interface name %q: %w", name, ErrInvalid)
-	case strings.ContainsAny(name, "/:"):
-		return fmt.Errorf("interface name %q contains '/' or ':': %w", name, ErrInvalid)
-	case strings.IndexFunc(name, unicode.IsSpace) >= 0:
-		return fmt.Errorf("interface name %q contains white space: %w", name, ErrInvalid)
+	if reason := ifname.Reason(name); reason != "" {
+		return fmt.Errorf("interface name %q %s: %w", name, reason, ErrInvalid)
 	}
 	return nil
 }

@@ -18,6 +18,10 @@ var (
 	// ErrBadAddress marks an address that is not a usable CIDR. It also
 	// matches ErrInvalid.
 	ErrBadAddress = fmt.Errorf("%w: bad address", ErrInvalid)
+	// ErrMTU marks a requested vxlan MTU above what the parent device
+	// carries (its MTU minus the encapsulation overhead). It also matches
+	// ErrInvalid; the message names "mtu", the value and the maximum.
+	ErrMTU = fmt.Errorf("%w: mtu above what the vxlan parent carries", ErrInvalid)
 	// ErrExists means the interface name is already taken in the target netns.
 	ErrExists = errors.New("interface name already exists")
 	// ErrNetnsGone means the network namespace path does not exist (any more).

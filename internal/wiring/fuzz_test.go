@@ -2,7 +2,10 @@ package wiring
 
 import (
 	"net"
+	"strings"
 	"testing"
+
+	"github.com/ratchet-cni/ratchet/internal/ifname"
 )
 
 // FuzzParseAddresses checks that any accepted address is a CIDR that
@@ -30,7 +33,7 @@ func FuzzValidateName(f *testing.F) {
 		f.Add(s)
 	}
 	f.Fuzz(func(t *testing.T, s string) {
-		if ValidateName(s) == nil && (len(s) == 0 || len(s) > maxIfnameLen) {
+		if ValidateName(s) == nil && (len(s) == 0 || len(s) > ifname.MaxLen || strings.ContainsAny(s, "/:% ")) {
 			t.Fatalf("accepted %q", s)
 		}
 	})

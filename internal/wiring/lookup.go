@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"net/netip"
 	"slices"
 	"strings"
 
@@ -27,7 +28,8 @@ type LinkInfo struct {
 	// MTU is the interface MTU.
 	MTU int
 	// Addresses are the interface addresses in CIDR notation, in kernel
-	// order; IPv6 link-local addresses are left out.
+	// order: all of them, IPv6 link-local ones included (those configured
+	// and those the kernel made). Compare with HasAddress.
 	Addresses []string
 	// AdminUp says the interface is set up (IFF_UP).
 	AdminUp bool
@@ -76,8 +78,8 @@ func Lookup(ctx context.Context, netnsPath, ifname string) (*LinkInfo, error) {
 	return linkInfo(l, addrs), nil
 }
 
-// listAddrs returns the link's addresses as CIDR strings, link-local IPv6
-// left out, retrying dumps the kernel interrupted.
+// listAddrs returns the link's addresses as CIDR strings, retrying dumps
+// the kernel interrupted.
 func listAddrs(c *nsConn, l netlink.Link) ([]string, error) {
 	var (
 		list []netlink.Addr
@@ -94,9 +96,6 @@ func listAddrs(c *nsConn, l netlink.Link) ([]string, error) {
 	}
 	out := make([]string, 0, len(list))
 	for _, a := range list {
-		if a.IP.To4() == nil && a.IP.IsLinkLocalUnicast() {
-			continue
-		}
 		out = append(out, a.IPNet.String())
 	}
 	return out, nil
@@ -139,7 +138,7 @@ func (li *LinkInfo) Matches(ep Endpoint) error {
 		return fmt.Errorf("compare %s: %w", ep, err)
 	}
 	for _, a := range addrs {
-		if !slices.Contains(li.Addresses, a.IPNet.String()) {
+		if !li.HasAddress(a.IPNet.String()) {
 			diffs = append(diffs, fmt.Errorf("address %s missing", a.IPNet))
 		}
 	}
@@ -150,6 +149,31 @@ func (li *LinkInfo) Matches(ep Endpoint) error {
 		return fmt.Errorf("%s differs: %w", ep, errors.Join(diffs...))
 	}
 	return nil
+}
+
+// HasAddress reports whether the link has the address cidr with its prefix
+// length, compared as addresses, not as text: "2001:DB8::1/64",
+// "2001:db8:0::1/64" and an IPv4 address written as IPv4-mapped IPv6 match
+// what the kernel reports. A cidr that does not parse matches nothing.
+func (li *LinkInfo) HasAddress(cidr string) bool {
+	want, err := netip.ParsePrefix(cidr)
+	if err != nil {
+		return false
+	}
+	want = netip.PrefixFrom(want.Addr().Unmap(), unmappedBits(want))
+	return slices.ContainsFunc(li.Addresses, func(s string) bool {
+		got, err := netip.ParsePrefix(s)
+		return err == nil && got.Addr().Unmap() == want.Addr() && unmappedBits(got) == want.Bits()
+	})
+}
+
+// unmappedBits is p's prefix length, counted in IPv4 bits for an
+// IPv4-mapped IPv6 prefix.
+func unmappedBits(p netip.Prefix) int {
+	if p.Addr().Is4In6() {
+		return p.Bits() - 96
+	}
+	return p.Bits()
 }
 
 // Remove deletes the interface ifname in the netns at netnsPath if ratchet

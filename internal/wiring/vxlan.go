@@ -71,7 +71,7 @@ func (o VxlanOptions) Validate() error {
 // IPv6 underlay).
 //
 // The input is validated before anything is created. On failure nothing
-// is left behind. Errors match ErrInvalid, ErrBadAddress, ErrNetnsGone,
+// is left behind. Errors match ErrInvalid, ErrBadAddress, ErrMTU, ErrNetnsGone,
 // ErrNoParent, ErrVNIInUse or ErrExists where those apply.
 func Vxlan(ctx context.Context, ep Endpoint, opts VxlanOptions) (err error) {
 	addrs, err := ep.parse()
@@ -154,7 +154,8 @@ func findParent(host *nsConn, opts VxlanOptions) (netlink.Link, error) {
 }
 
 // vxlanMTU returns mtu, or the parent's MTU minus the encapsulation
-// overhead when mtu is 0; a larger mtu than that is rejected.
+// overhead when mtu is 0; a larger mtu than that is rejected with ErrMTU
+// (before anything is created).
 func vxlanMTU(mtu int, parent netlink.Link, remote net.IP) (int, error) {
 	overhead := vxlanOverhead4
 	if remote.To4() == nil {
@@ -167,7 +168,8 @@ func vxlanMTU(mtu int, parent netlink.Link, remote net.IP) (int, error) {
 	case mtu == 0:
 		return limit, nil
 	case mtu > limit:
-		return 0, fmt.Errorf("MTU %d above parent %s MTU %d minus %d: %w", mtu, parent.Attrs().Name, parent.Attrs().MTU, overhead, ErrInvalid)
+		return 0, fmt.Errorf("mtu %d above the maximum %d (parent %s MTU %d minus %d of vxlan overhead): %w",
+			mtu, limit, parent.Attrs().Name, parent.Attrs().MTU, overhead, ErrMTU)
 	}
 	return mtu, nil
 }
