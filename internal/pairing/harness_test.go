@@ -4,8 +4,8 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"path/filepath"
 	"log/slog"
+	"path/filepath"
 	"sync"
 	"testing"
 	"time"
@@ -66,7 +66,7 @@ func (h *harness) managerWith(host string, sources []metadata.Source) *Manager {
 		"delegates": []any{map[string]any{"type": "bridge"}, map[string]any{"type": "ptp"}},
 		"host":      map[string]any{"name": host, "address": hostAddr(host)},
 		"cniDir":    h.dir + "/" + host, "pairTimeout": "20s", "metadata": []string{"docker", "etcd"},
-		"docker":    map[string]any{"host": "unix://" + h.dir + "/no-docker.sock"}}
+		"docker": map[string]any{"host": "unix://" + h.dir + "/no-docker.sock"}}
 	data, _ := json.Marshal(raw)
 	conf, err := config.Load(data)
 	if err != nil {

@@ -28,7 +28,10 @@ func TestV3DeletedOrOverwrittenKeyLeavesNoLease(t *testing.T) {
 		{"delete", func(key string, _ store.KV) error { return s.Delete(tctx(t), key, 0) }},
 		{"delete at version", func(key string, kv store.KV) error { return s.Delete(tctx(t), key, kv.Version) }},
 		{"delete dir", func(_ string, _ store.KV) error { return s.DeleteDir(tctx(t), k.Pods("ns")) }},
-		{"update", func(key string, kv store.KV) error { _, err := s.Update(tctx(t), key, []byte("v2"), kv.Version); return err }},
+		{"update", func(key string, kv store.KV) error {
+			_, err := s.Update(tctx(t), key, []byte("v2"), kv.Version)
+			return err
+		}},
 		{"put", func(key string, _ store.KV) error { _, err := s.Put(tctx(t), key, []byte("v2")); return err }},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
