@@ -123,7 +123,7 @@ func (m *Manager) ensureLinks(ctx context.Context, kv store.Store, v *view, want
 // ensureLink creates or corrects the record of one wanted link.
 func (m *Manager) ensureLink(ctx context.Context, kv store.Store, v *view, w wanted) error {
 	cur, ok := v.link(w.rec.ID)
-	if !ok || cur.val.Blocked != "" {
+	if !ok || cur.val.Blocked != "" || w.declared && !cur.val.EndsClaimed {
 		if err := m.claim(ctx, kv, v, w, ok); err != nil {
 			return err
 		}
@@ -157,13 +157,13 @@ func (m *Manager) ensureLink(ctx context.Context, kv store.Store, v *view, w wan
 	return nil
 }
 
-// claim takes both ends of a wanted link and creates its record (exists:
-// the record is there but blocked, and is unblocked). When an end belongs to
-// another link, the link is recorded blocked, failed with the reason, and
-// the conflict returned.
+// claim settles who owns the ends of a wanted link and creates or updates
+// its record. The declarer claims both ends; the peer's side only checks
+// them. When an end belongs to another link, a declarer's ADD fails and
+// changes nothing; a record made from the peer's side is recorded blocked,
+// failed with the reason, and the conflict returned.
 func (m *Manager) claim(ctx context.Context, kv store.Store, v *view, w wanted, exists bool) error {
-	key := m.keys.Link(v.ns, w.rec.ID)
-	conflict, err := m.claimEnds(ctx, kv, v, &w.rec)
+	conflict, err := m.claimEnds(ctx, kv, v, &w.rec, w.declared)
 	if err != nil {
 		return wrapLink(w.rec.ID, "claim the ends of", err)
 	}
@@ -171,34 +171,22 @@ func (m *Manager) claim(ctx context.Context, kv store.Store, v *view, w wanted, 
 		return fmt.Errorf("link %s: %w: %w", w.rec.ID, ErrConflict, conflict) // nothing changed
 	}
 	rec := w.rec
+	rec.EndsClaimed = w.declared
 	if conflict != nil {
 		rec.Blocked, rec.State, rec.Reason = conflict.Owner, store.LinkFailed, conflict.Error()
 	}
 	if !exists {
-		kvr, cerr := store.CreateJSON(ctx, kv, key, rec, 0)
-		switch {
-		case cerr == nil:
+		kvr, cerr := store.CreateJSON(ctx, kv, m.keys.Link(v.ns, w.rec.ID), rec, 0)
+		if cerr == nil {
 			v.setLink(rec, kvr.Version)
-		case errors.Is(cerr, store.ErrExists): // the peer created it meanwhile
-			cur, ver, gerr := store.GetLink(ctx, kv, m.keys, v.ns, w.rec.ID)
-			if gerr != nil && !errors.Is(gerr, store.ErrNotFound) {
-				return wrapLink(w.rec.ID, "read", gerr)
-			}
-			if gerr == nil {
-				v.setLink(cur, ver)
-			}
-		default:
+		} else if !errors.Is(cerr, store.ErrExists) { // else: the peer created it meanwhile
 			return wrapLink(w.rec.ID, "create", cerr)
 		}
-	} else {
-		out, ver, uerr := store.Update(ctx, kv, key, func(r *store.LinkRecord) error {
-			r.Blocked, r.State, r.Reason, r.Updated = rec.Blocked, rec.State, rec.Reason, time.Now().UTC()
-			return nil
-		})
-		if uerr != nil && !errors.Is(uerr, store.ErrNotFound) {
-			return wrapLink(w.rec.ID, "update", uerr)
+	}
+	if exists || !inView(v, w.rec.ID) {
+		if err := m.markClaim(ctx, kv, v, rec); err != nil {
+			return err
 		}
-		v.setLink(out, ver)
 	}
 	if conflict != nil {
 		return fmt.Errorf("link %s: %w: %w", w.rec.ID, ErrConflict, conflict)
@@ -206,21 +194,63 @@ func (m *Manager) claim(ctx context.Context, kv store.Store, v *view, w wanted, 
 	return nil
 }
 
-// claimEnds claims both ends of rec. An end held by a link that no current
-// record declares any more (its pods left) is taken over: that link goes.
+// inView reports whether the view holds link id.
+func inView(v *view, id string) bool {
+	_, found := v.link(id)
+	return found
+}
+
+// markClaim records on an existing link what claim found: blocked by
+// another link, or free (unblocked, pending), and whether its declarer
+// claimed the ends.
+func (m *Manager) markClaim(ctx context.Context, kv store.Store, v *view, rec store.LinkRecord) error {
+	out, ver, err := store.Update(ctx, kv, m.keys.Link(v.ns, rec.ID), func(r *store.LinkRecord) error {
+		switch {
+		case rec.Blocked != "":
+			r.Blocked, r.State, r.Reason = rec.Blocked, rec.State, rec.Reason
+		case r.Blocked != "":
+			r.Blocked, r.State, r.Reason = "", store.LinkPending, ""
+		case r.EndsClaimed || !rec.EndsClaimed:
+			return store.ErrUnchanged
+		}
+		r.EndsClaimed = r.EndsClaimed || rec.EndsClaimed
+		r.Updated = time.Now().UTC()
+		return nil
+	})
+	if errors.Is(err, store.ErrNotFound) {
+		return nil
+	}
+	if err != nil {
+		return wrapLink(rec.ID, "update", err)
+	}
+	v.setLink(out, ver)
+	return nil
+}
+
+// claimEnds claims both ends of rec (take), or checks that no other live
+// link holds them. An end held by a link whose record is there but that no
+// current record declares any more (its pods left) is freed: that link goes.
 // It returns the conflict with a live owner, if any.
-func (m *Manager) claimEnds(ctx context.Context, kv store.Store, v *view, rec *store.LinkRecord) (*store.EndConflict, error) {
+func (m *Manager) claimEnds(ctx context.Context, kv store.Store, v *view, rec *store.LinkRecord, take bool) (*store.EndConflict, error) {
 	for range 3 {
-		err := store.ClaimEnds(ctx, kv, m.keys, rec)
 		var conflict *store.EndConflict
-		if !errors.As(err, &conflict) {
+		var err error
+		if take {
+			err = store.ClaimEnds(ctx, kv, m.keys, rec)
+		} else {
+			conflict, err = store.CheckEnds(ctx, kv, m.keys, rec)
+		}
+		if conflict == nil && !errors.As(err, &conflict) {
 			return nil, err
 		}
 		owner, _, gerr := store.GetLink(ctx, kv, m.keys, v.ns, conflict.Owner)
-		if gerr != nil && !errors.Is(gerr, store.ErrNotFound) {
+		if errors.Is(gerr, store.ErrNotFound) {
+			return conflict, nil // being created (the store takes over dead claims)
+		}
+		if gerr != nil {
 			return nil, gerr
 		}
-		if gerr == nil && m.linkDeclared(ctx, kv, v, &owner) {
+		if m.linkDeclared(ctx, kv, v, &owner) {
 			return conflict, nil
 		}
 		if _, err := store.DeleteLink(ctx, kv, m.keys, v.ns, conflict.Owner, func(*store.LinkRecord) bool { return false }); err != nil {

@@ -15,7 +15,7 @@ import (
 //	<prefix>/vni/<n>                   owner (a link key): VNI reservation
 //	<prefix>/completers/<ns>/<name>    CompleterRecord (one per pod, with TTL)
 //	<prefix>/announce/<ns>/<name>      announced metadata (label key → value)
-//	<prefix>/ends/<ns>/<pod>.<ifname>  owner (a link ID): the end's claim
+//	<prefix>/ends/<ns>/<pod>.<ifname>  EndClaim: the one link that owns the end
 //
 // A plural method returns a directory for Store.List, Watch and DeleteDir;
 // its ns "" means all namespaces.
@@ -101,8 +101,8 @@ func escapeSegment(s string, isPod bool) string {
 	return b.String()
 }
 
-// End is the claim key of one interface end (pod, ifname): it holds the ID
-// of the one link that owns the end.
+// End is the claim key of one interface end (pod, ifname): an EndClaim
+// naming the one link that owns the end.
 func (k Keys) End(ns, pod, ifname string) string { return k.join("ends", ns, EndID(pod, ifname)) }
 
 // Ends is the directory of the end claims of ns ("" = all).

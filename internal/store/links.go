@@ -27,41 +27,87 @@ func (e *EndConflict) Error() string {
 // Is makes an EndConflict match ErrEndTaken.
 func (e *EndConflict) Is(target error) bool { return target == ErrEndTaken }
 
+// EndClaim is the value of an end's claim key.
+type EndClaim struct {
+	// Link is the ID of the link that owns the end.
+	Link string `json:"link"`
+	// Claimed is when; a claim whose link has no record is taken over only
+	// after ClaimGrace (its claimer creates the record right after).
+	Claimed time.Time `json:"claimed"`
+}
+
+// ClaimGrace is how long a claim whose link has no record yet holds.
+const ClaimGrace = 30 * time.Second
+
 // ClaimEnd makes link id the owner of the interface end (pod, ifname), so
 // that an end belongs to exactly one link. Claiming an end the link already
-// holds is a no-op. A claim of another link whose record is gone (its
-// claimer died between the two writes) is taken over; a live one is an
-// *EndConflict.
+// holds is a no-op. A claim of another link is an *EndConflict, unless that
+// link's record is gone and the claim older than ClaimGrace (its claimer
+// died between the two writes): then it is taken over.
 func ClaimEnd(ctx context.Context, s Store, k Keys, ns, pod, ifname, id string) error {
 	key := k.End(ns, pod, ifname)
+	mine := EndClaim{Link: id, Claimed: time.Now().UTC()}
 	for range MaxRetries {
-		_, err := s.Create(ctx, key, []byte(id), 0)
+		_, err := CreateJSON(ctx, s, key, mine, 0)
 		if err == nil || !errors.Is(err, ErrExists) {
 			return err
 		}
-		cur, err := s.Get(ctx, key)
+		cur, ver, err := GetJSON[EndClaim](ctx, s, key)
 		if errors.Is(err, ErrNotFound) {
 			continue
 		}
 		if err != nil {
 			return err
 		}
-		owner := string(cur.Value)
-		if owner == id {
+		if cur.Link == id {
 			return nil
 		}
-		if _, err := s.Get(ctx, k.Link(ns, owner)); err == nil {
-			return &EndConflict{Pod: pod, IfName: ifname, Owner: owner}
-		} else if !errors.Is(err, ErrNotFound) {
+		if live, err := liveClaim(ctx, s, k, ns, &cur); err != nil {
 			return err
+		} else if live {
+			return &EndConflict{Pod: pod, IfName: ifname, Owner: cur.Link}
 		}
-		if _, err := s.Update(ctx, key, []byte(id), cur.Version); err == nil {
+		if _, err := UpdateJSON(ctx, s, key, mine, ver); err == nil {
 			return nil
 		} else if !errors.Is(err, ErrConflict) && !errors.Is(err, ErrNotFound) {
 			return err
 		}
 	}
 	return fmt.Errorf("claim %s: %w %d times", key, ErrConflict, MaxRetries)
+}
+
+// liveClaim reports whether a claim holds: its link has a record, or it is
+// younger than ClaimGrace.
+func liveClaim(ctx context.Context, s Store, k Keys, ns string, c *EndClaim) (bool, error) {
+	_, err := s.Get(ctx, k.Link(ns, c.Link))
+	switch {
+	case err == nil:
+		return true, nil
+	case !errors.Is(err, ErrNotFound):
+		return false, err
+	}
+	return time.Since(c.Claimed) < ClaimGrace, nil
+}
+
+// CheckEnds reports, without claiming anything, the first end of rec that
+// a live claim of another link holds.
+func CheckEnds(ctx context.Context, s Store, k Keys, rec *LinkRecord) (*EndConflict, error) {
+	for _, end := range []LinkEnd{rec.A, rec.B} {
+		c, _, err := GetJSON[EndClaim](ctx, s, k.End(rec.Namespace, end.Pod, end.IfName))
+		if errors.Is(err, ErrNotFound) {
+			continue
+		}
+		if err != nil {
+			return nil, err
+		}
+		if c.Link == rec.ID {
+			continue
+		}
+		if live, err := liveClaim(ctx, s, k, rec.Namespace, &c); err != nil || live {
+			return &EndConflict{Pod: end.Pod, IfName: end.IfName, Owner: c.Link}, err
+		}
+	}
+	return nil, nil
 }
 
 // ClaimEnds claims both ends of rec for it; on a conflict the end claimed
@@ -79,26 +125,11 @@ func ClaimEnds(ctx context.Context, s Store, k Keys, rec *LinkRecord) error {
 // ReleaseEnd deletes the claim of (pod, ifname) if link id holds it.
 func ReleaseEnd(ctx context.Context, s Store, k Keys, ns, pod, ifname, id string) error {
 	key := k.End(ns, pod, ifname)
-	for range MaxRetries {
-		cur, err := s.Get(ctx, key)
-		if errors.Is(err, ErrNotFound) {
-			return nil
-		}
-		if err != nil {
-			return fmt.Errorf("release %s: %w", key, err)
-		}
-		if string(cur.Value) != id {
-			return nil
-		}
-		err = s.Delete(ctx, key, cur.Version)
-		if err == nil || errors.Is(err, ErrNotFound) {
-			return nil
-		}
-		if !errors.Is(err, ErrConflict) {
-			return fmt.Errorf("release %s: %w", key, err)
-		}
+	_, err := DeleteIf(ctx, s, key, func(c *EndClaim) bool { return c.Link != id })
+	if err != nil {
+		return fmt.Errorf("release %s: %w", key, err)
 	}
-	return fmt.Errorf("release %s: %w %d times", key, ErrConflict, MaxRetries)
+	return nil
 }
 
 // Release is what ReleaseLink did.

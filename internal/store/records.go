@@ -75,6 +75,9 @@ type LinkRecord struct {
 	// (see ClaimEnd): a blocked link is recorded failed, with the reason,
 	// and not wired until its ends are free.
 	Blocked string `json:"blocked,omitempty"`
+	// EndsClaimed says the declarer claimed both ends for this link (see
+	// ClaimEnd); a record made from the peer's side only checks them.
+	EndsClaimed bool `json:"endsClaimed,omitempty"`
 }
 
 // CompleterRecord is the lock a detached completer holds for a pod.
