@@ -411,7 +411,7 @@ func TestBrokenManifestsAreRejected(t *testing.T) {
 		{"netconf invalid value", "installer-daemonset.yaml", `"api": "v2"`, `"api": "v4"`, "etcd.api"},
 		{"topology misspelt field", "announcer-job.yaml", "ifname: in2", "ifnmae: in2", "ifnmae"},
 		{"topology unknown pod", "pods-router-chain.yaml", "b: {pod: centosb", "b: {pod: centosc", `pod "centosc" is not in pods`},
-		{"topology bad ifname", "pods-router-chain.yaml", "ifname: mid1, ip: 203.0.113.1/30", "ifname: mid1-is-far-too-long, ip: 203.0.113.1/30", "longer than 15 characters"},
+		{"topology bad ifname", "pods-router-chain.yaml", "ifname: mid1, ip: 203.0.113.1/30", "ifname: mid1-is-far-too-long, ip: 203.0.113.1/30", "longer than 15 bytes"},
 		{"topology ends in two subnets", "announcer-job.yaml", "192.168.2.101/24", "192.168.3.101/24", "not two addresses of one subnet"},
 		{"sidecar bad address", "announcer-job.yaml", "value: 198.51.100.1/30\n        - name: PAIR_NAME", "value: 198.51.100.300/30\n        - name: PAIR_NAME", "not an IP address"},
 		{"announcer misspelt flag", "pods-router-chain.yaml", `"--file"`, `"--flie"`, "flie"},
