@@ -18,10 +18,13 @@ const (
 	// MaxKeptLen bounds each kept key (ratchet.target_pod,
 	// ratchet.target_container, ratchet.public_ip), in bytes.
 	MaxKeptLen = 256
-	// MaxLinks bounds the entries of ratchet.links.
-	MaxLinks = 64
-	// MaxLinksLen bounds the value of ratchet.links, in bytes (64 KiB).
-	MaxLinksLen = 64 << 10
+	// MaxLinks bounds the entries of ratchet.links (a lab's widest pod,
+	// with room: the benchmarks join two pods by 1,500 links).
+	MaxLinks = 2048
+	// MaxLinksLen bounds the value of ratchet.links, in bytes (512 KiB: a
+	// pod record with that many links stays well under etcd's 1.5 MiB
+	// request limit).
+	MaxLinksLen = 512 << 10
 )
 
 // checkSizes rejects a kept key or ratchet.links over its limit, naming
