@@ -182,8 +182,8 @@ Commands:
             pair_etcd_populator.sh; --container ID is kept as
             ratchet.target_container; or the pods of a topology file (the
             format of announcer --help)
-  delete    remove a pod's records: announced record, pod record, completer
-            lock; its links go back to pending, or are deleted with their
+  delete    remove a pod's records: announced record, pod record;
+            its links go back to pending, or are deleted with their
             VNI when the peer has no record either (records only: no
             interface is touched); --all --yes removes everything under
             the prefix (delete_etcd.sh)
