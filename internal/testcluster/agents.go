@@ -1,13 +1,19 @@
 package testcluster
 
 import (
+	"context"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/containernetworking/plugins/pkg/ns"
+
+	"github.com/ratchet-cni/ratchet/internal/agentapi"
 )
 
 // agentDir gives a host a short directory for its agent's socket (a unix
@@ -66,5 +72,36 @@ func (h *Host) KillAgent(sig syscall.Signal) {
 func (c *Cluster) KillAgents() {
 	for _, h := range c.Hosts {
 		h.KillAgent(syscall.SIGKILL)
+	}
+}
+
+// StartAgent runs ratchetd for the host by hand (as a DaemonSet would: not
+// on demand) in the host's netns, with the host's netconf, and waits until
+// it answers. The host's cleanup kills it.
+func (h *Host) StartAgent() {
+	t := h.c.t
+	t.Helper()
+	conf := filepath.Join(h.AgentDir, "started.netconf")
+	if err := os.WriteFile(conf, h.Netconf(nil), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	bin := filepath.Join(h.c.CNI.BinDir, "ratchetd")
+	err := h.NS.Do(func(ns.NetNS) error {
+		cmd := exec.Command(bin, "--socket", h.Socket(), "--netconf", conf)
+		cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
+		if err := cmd.Start(); err != nil {
+			return err
+		}
+		go func() { _ = cmd.Wait() }()
+		return nil
+	})
+	if err != nil {
+		t.Fatalf("start ratchetd: %v", err)
+	}
+	client := agentapi.NewClient(h.Socket(), time.Second)
+	if !WaitFor(10*time.Second, func() bool {
+		return client.Call(context.Background(), agentapi.PathPing, struct{}{}, nil) == nil
+	}) {
+		t.Fatalf("ratchetd on %s does not answer\n%s", h.Name, h.LogTail())
 	}
 }
