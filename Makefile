@@ -14,7 +14,7 @@ all: build
 
 build:
 	@mkdir -p $(BIN)
-	$(GO) build -o $(BIN)/ ./ratchet $(wildcard ./announcer) $(wildcard ./utils/ratchetctl)
+	$(GO) build -o $(BIN)/ ./ratchet ./ratchetd $(wildcard ./announcer) $(wildcard ./utils/ratchetctl)
 
 # The whole suite, as root: real netns, real etcd, real plugins, real dockerd.
 test:

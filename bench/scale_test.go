@@ -63,14 +63,14 @@ func BenchmarkScalePairs(b *testing.B) {
 		start = time.Now()
 		inParallel(b, pods, 8, (*testcluster.Pod).Del)
 		delWall := time.Since(start)
-		left := len(c.Records()) + len(testenv.Leases(b, filepath.Join(h.Dir, "ipam"))) + c.Completers()
+		left := len(c.Records()) + len(testenv.Leases(b, filepath.Join(h.Dir, "ipam")))
 		for _, p := range pods {
 			left += len(p.Links())
 		}
 		record(row{Order: 50, Name: "5. 100 same-host pairs, 8 at a time: ADD wall", Value: fmtDur(wall), N: len(pods)})
 		record(row{Order: 51, Name: "5. links wired", Value: fmt.Sprintf("%d/%d", wired, pairs), Target: "100%", Met: met(wired == pairs)})
 		record(row{Order: 52, Name: "5. all DEL wall", Value: fmtDur(delWall), N: len(pods)})
-		record(row{Order: 53, Name: "5. leftovers (links, leases, records, completers)", Value: fmt.Sprint(left), Target: "0", Met: met(left == 0)})
+		record(row{Order: 53, Name: "5. leftovers (links, leases, records)", Value: fmt.Sprint(left), Target: "0", Met: met(left == 0)})
 		c.AssertNothingLeft()
 	}
 }

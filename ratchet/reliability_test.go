@@ -45,12 +45,10 @@ func hubAndSpoke(n int) (hub, spoke *metadata.Pod) {
 	return hub, &metadata.Pod{Name: "spoke"}
 }
 
-// newCluster is testcluster.New whose leftover completers are killed when
-// the test ends, also when it fails.
+// newCluster is testcluster.New (whose hosts' agents are killed when the
+// test ends, also when it fails).
 func newCluster(t *testing.T, api string, nHosts int) *testcluster.Cluster {
-	c := testcluster.New(t, api, nHosts)
-	t.Cleanup(c.KillCompleters)
-	return c
+	return testcluster.New(t, api, nHosts)
 }
 
 // crashableCluster is a cluster on a one-member etcd whose Stop cuts every
@@ -315,11 +313,10 @@ func TestCorruptCacheDelStillReleasesEverything(t *testing.T) {
 	}
 }
 
-func TestCompleterResumesAfterEtcdRestart(t *testing.T) {
+func TestAgentResumesAfterEtcdRestart(t *testing.T) {
 	for _, api := range apis {
-		// watching: the completer holds its lock and watches when etcd
-		// goes; starting: etcd goes as soon as ADD returned, while the
-		// completer is still taking its lock.
+		// watching: the agent watches when etcd goes; starting: etcd goes
+		// as soon as ADD returned.
 		for _, when := range []string{"watching", "starting"} {
 			t.Run(api+"/"+when, func(t *testing.T) {
 				c, ec := crashableCluster(t, api, 2)
@@ -328,23 +325,20 @@ func TestCompleterResumesAfterEtcdRestart(t *testing.T) {
 				c.Announce(mq)
 				a, b := c.NewPod(c.Hosts[0], "primary-pod"), c.NewPod(c.Hosts[1], "pair-pod")
 				a.MustAdd()
-				if when == "watching" && !testcluster.WaitFor(5*time.Second, func() bool {
-					_, err := c.KV.Get(context.Background(), c.Keys.Completer("default", "primary-pod"))
-					return err == nil
-				}) {
-					t.Fatalf("no completer lock after the first side's ADD\n%s", a.H.LogTail())
+				if when == "watching" {
+					time.Sleep(time.Second) // the agent's loop is watching
 				}
 				// Down for longer than a request timeout, then back.
 				ec.Stop(0)
 				time.Sleep(5 * time.Second / 2)
 				ec.Restart(0)
-				if a.CompletersOf() != 1 {
-					t.Fatalf("the completer exited while etcd was down\n%s", a.H.LogTail())
+				if n := len(a.H.AgentPIDs()); n != 1 {
+					t.Fatalf("%d agents after etcd came back, want 1\n%s", n, a.H.LogTail())
 				}
 				b.MustAdd()
 				returned := time.Now()
 				if !testcluster.WaitFor(30*time.Second, func() bool { return a.HasLink("in1", "192.0.2.100/24") }) {
-					t.Fatalf("the completer did not build its end after the restart (running: %d)\n%s", a.CompletersOf(), a.H.LogTail())
+					t.Fatalf("the agent did not build the first side's end after the restart\n%s", a.H.LogTail())
 				}
 				t.Logf("first side's end up %v after the second ADD returned", time.Since(returned))
 				assertSeedPairWired(t, a, b)

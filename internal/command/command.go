@@ -1,6 +1,7 @@
 // Package command implements ratchet's CNI commands (ADD, DEL, CHECK,
-// STATUS, GC) on top of delegation and, for ratchet pods, pairing. It is the
-// one place where errors become CNI errors with their codes.
+// STATUS, GC) on top of delegation and, for ratchet pods, pairing through
+// the node agent. It is the plugin's one place where errors become CNI
+// errors; pairing errors come with the agent's codes.
 package command
 
 import (
@@ -15,30 +16,27 @@ import (
 	"github.com/containernetworking/cni/pkg/skel"
 	"github.com/containernetworking/cni/pkg/types"
 
+	"github.com/ratchet-cni/ratchet/internal/agentapi"
 	"github.com/ratchet-cni/ratchet/internal/config"
 	"github.com/ratchet-cni/ratchet/internal/delegation"
 	"github.com/ratchet-cni/ratchet/internal/logging"
-	"github.com/ratchet-cni/ratchet/internal/pairing"
 )
 
 // Pairer is the step after delegation for ratchet pods: it wires links at
 // ADD, removes them at DEL, and so on. Each method decides itself whether
-// the pod is a ratchet pod.
+// the pod is a ratchet pod. The plugin's Pairer is the node agent.
 type Pairer interface {
-	// Prepare starts the read-only part of Add (metadata lookup, etcd
-	// connection) in the background, while the delegates run.
-	Prepare(ctx context.Context, req *pairing.Request) *pairing.Prepared
-	Add(ctx context.Context, req *pairing.Request, prep *pairing.Prepared) error
-	Del(ctx context.Context, req *pairing.Request) error
-	Check(ctx context.Context, req *pairing.Request) error
+	Add(ctx context.Context, req *agentapi.Request) error
+	Del(ctx context.Context, req *agentapi.Request) error
+	Check(ctx context.Context, req *agentapi.Request) error
 	Status(ctx context.Context) error
 	GC(ctx context.Context, valid []types.GCAttachment) error
 	Close() error
 }
 
-// PairerFactory builds the Pairer for a loaded config; a nil Pairer means
-// the config pairs nothing (delegation only).
-type PairerFactory func(conf *config.NetConf, log *slog.Logger) (Pairer, error)
+// PairerFactory builds the Pairer for a loaded config (raw is the netconf
+// as given); a nil Pairer means the config pairs nothing (delegation only).
+type PairerFactory func(conf *config.NetConf, raw []byte, log *slog.Logger) (Pairer, error)
 
 // Plugin is the ratchet CNI plugin.
 type Plugin struct {
@@ -83,7 +81,7 @@ func (p *Plugin) wrap(op string, fn func(context.Context, *invocation) error) fu
 		log = log.With("op", op, "container", args.ContainerID, "ifname", args.IfName)
 		inv := &invocation{conf: conf, log: log, runner: p.runner(conf, log), args: args}
 		if p.NewPairer != nil {
-			pr, err := p.NewPairer(conf, log)
+			pr, err := p.NewPairer(conf, args.StdinData, log)
 			if err != nil {
 				log.Error("pairing unavailable", "err", err)
 				return toCNIError(err)
@@ -117,9 +115,9 @@ func (inv *invocation) attachment() delegation.Attachment {
 	return delegation.Attachment{ContainerID: a.ContainerID, NetNS: a.Netns, IfName: a.IfName, Args: a.Args}
 }
 
-func (inv *invocation) request() *pairing.Request {
+func (inv *invocation) request() *agentapi.Request {
 	a := inv.args
-	req := &pairing.Request{ContainerID: a.ContainerID, NetNS: a.Netns, IfName: a.IfName, Args: a.Args, Netconf: a.StdinData}
+	req := &agentapi.Request{ContainerID: a.ContainerID, NetNS: a.Netns, IfName: a.IfName, Args: a.Args, Netconf: a.StdinData}
 	for _, d := range inv.conf.PrepDelegates(a.IfName) {
 		req.Reserved = append(req.Reserved, d.IfName)
 	}
@@ -128,11 +126,6 @@ func (inv *invocation) request() *pairing.Request {
 
 func (p *Plugin) add(ctx context.Context, inv *invocation) error {
 	delegates := inv.conf.PrepDelegates(inv.args.IfName)
-	var prep *pairing.Prepared
-	if inv.pairer != nil {
-		prep = inv.pairer.Prepare(ctx, inv.request())
-		defer prep.Wait() // before the pairer is closed
-	}
 	result, err := inv.runner.Add(ctx, inv.attachment(), inv.conf.CNIVersion, delegates)
 	if err != nil {
 		return err
@@ -146,7 +139,7 @@ func (p *Plugin) add(ctx context.Context, inv *invocation) error {
 		}
 	}()
 	if inv.pairer != nil {
-		if err := inv.pairer.Add(ctx, inv.request(), prep); err != nil {
+		if err := inv.pairer.Add(ctx, inv.request()); err != nil {
 			return err
 		}
 	}

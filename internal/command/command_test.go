@@ -18,9 +18,8 @@ import (
 	types100 "github.com/containernetworking/cni/pkg/types/100"
 	"github.com/containernetworking/cni/pkg/version"
 
+	"github.com/ratchet-cni/ratchet/internal/agentapi"
 	"github.com/ratchet-cni/ratchet/internal/config"
-	"github.com/ratchet-cni/ratchet/internal/pairing"
-	"github.com/ratchet-cni/ratchet/internal/store"
 )
 
 // fakeExec implements invoke.Exec: it records "CMD type ifname" of every
@@ -65,12 +64,12 @@ func (f *fakeExec) taken() string {
 type fakePairer struct {
 	mu                     sync.Mutex
 	calls                  []string
-	reqs                   []*pairing.Request
+	reqs                   []*agentapi.Request
 	addErr, delErr, chkErr error
 	closed                 bool
 }
 
-func (p *fakePairer) record(op string, req *pairing.Request, err error) error {
+func (p *fakePairer) record(op string, req *agentapi.Request, err error) error {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	p.calls = append(p.calls, op)
@@ -78,15 +77,13 @@ func (p *fakePairer) record(op string, req *pairing.Request, err error) error {
 	return err
 }
 
-func (p *fakePairer) Prepare(context.Context, *pairing.Request) *pairing.Prepared { return nil }
-
-func (p *fakePairer) Add(_ context.Context, r *pairing.Request, _ *pairing.Prepared) error {
+func (p *fakePairer) Add(_ context.Context, r *agentapi.Request) error {
 	return p.record("Add", r, p.addErr)
 }
-func (p *fakePairer) Del(_ context.Context, r *pairing.Request) error {
+func (p *fakePairer) Del(_ context.Context, r *agentapi.Request) error {
 	return p.record("Del", r, p.delErr)
 }
-func (p *fakePairer) Check(_ context.Context, r *pairing.Request) error {
+func (p *fakePairer) Check(_ context.Context, r *agentapi.Request) error {
 	return p.record("Check", r, p.chkErr)
 }
 func (p *fakePairer) Status(context.Context) error {
@@ -116,7 +113,7 @@ func newFixture(t *testing.T, pairer *fakePairer) *fixture {
 		}
 		return ""
 	}}
-	f.plugin.NewPairer = func(*config.NetConf, *slog.Logger) (Pairer, error) {
+	f.plugin.NewPairer = func(*config.NetConf, []byte, *slog.Logger) (Pairer, error) {
 		if f.pairer == nil {
 			return nil, nil
 		}
@@ -190,7 +187,7 @@ func TestAddHandsPairerTheMasterResultAndPrintsIt(t *testing.T) {
 }
 
 func TestAddPairerFailureRollsBackDelegatesWithPairersCode(t *testing.T) {
-	f := newFixture(t, &fakePairer{addErr: fmt.Errorf("record pod: %w", store.ErrUnavailable)})
+	f := newFixture(t, &fakePairer{addErr: &agentapi.Error{Code: 11, Msg: "record pod: etcd unavailable"}})
 	err := f.plugin.Funcs().Add(f.args(""))
 	if code := cniCode(t, err); code != types.ErrTryAgainLater || !strings.Contains(err.Error(), "record pod: etcd unavailable") {
 		t.Errorf("Add = %v (code %d), want the pairer's code 11", err, code)
@@ -286,7 +283,7 @@ func TestInvalidInputIsConfigErrorAndRunsNothing(t *testing.T) {
 
 func TestPairerFactoryFailureFailsCommandBeforeDelegates(t *testing.T) {
 	f := newFixture(t, nil)
-	f.plugin.NewPairer = func(*config.NetConf, *slog.Logger) (Pairer, error) {
+	f.plugin.NewPairer = func(*config.NetConf, []byte, *slog.Logger) (Pairer, error) {
 		return nil, &codedErr{types.ErrTryAgainLater, errors.New("no etcd")}
 	}
 	if code := cniCode(t, f.plugin.Funcs().Add(f.args(""))); code != types.ErrTryAgainLater {

@@ -1,7 +1,6 @@
 package command
 
 import (
-	"context"
 	"errors"
 	"fmt"
 
@@ -9,10 +8,6 @@ import (
 
 	"github.com/ratchet-cni/ratchet/internal/config"
 	"github.com/ratchet-cni/ratchet/internal/delegation"
-	"github.com/ratchet-cni/ratchet/internal/metadata"
-	"github.com/ratchet-cni/ratchet/internal/pairing"
-	"github.com/ratchet-cni/ratchet/internal/store"
-	"github.com/ratchet-cni/ratchet/internal/wiring"
 )
 
 // Coded is implemented by errors that know their CNI error code. Packages
@@ -24,17 +19,15 @@ type Coded interface {
 }
 
 // toCNIError turns any error into a *types.Error with the right code, the
-// one place where codes are given:
-//   - 7 (invalid config): a netconf error, invalid metadata, a configuration
-//     that cannot work here, a link that conflicts with another or with an
-//     interface ratchet does not own, a vxlan MTU the parent cannot carry;
-//   - 11 (try again later): etcd or a metadata source unreachable, a
-//     deadline passed;
-//   - a Coded error keeps its code, a delegate's own CNI error keeps its
-//     code (with ratchet's context in the message); anything else is 999.
+// plugin's one place where codes are given:
+//   - 7 (invalid config): a netconf error;
+//   - a Coded error (the agent's answers) keeps its code, a delegate's own
+//     CNI error keeps its code (with ratchet's context in the message);
+//     anything else is 999.
 func toCNIError(err error) *types.Error {
-	if code, ok := pairingCode(err); ok {
-		return types.NewError(code, err.Error(), "")
+	var cerr *config.Error
+	if errors.As(err, &cerr) {
+		return types.NewError(types.ErrInvalidNetworkConfig, err.Error(), "")
 	}
 	var coded Coded
 	if errors.As(err, &coded) {
@@ -54,20 +47,4 @@ func toCNIError(err error) *types.Error {
 		return types.NewError(terr.Code, err.Error(), terr.Details)
 	}
 	return types.NewError(types.ErrInternal, err.Error(), "")
-}
-
-// pairingCode gives the code of the errors of configuration and pairing.
-func pairingCode(err error) (uint, bool) {
-	var cerr *config.Error
-	var merr *metadata.Error
-	switch {
-	case errors.As(err, &cerr), errors.As(err, &merr), errors.Is(err, pairing.ErrBadConfig),
-		errors.Is(err, pairing.ErrConflict), errors.Is(err, store.ErrEndTaken),
-		errors.Is(err, store.ErrAPINotServed), errors.Is(err, store.ErrAuth), errors.Is(err, wiring.ErrMTU):
-		return types.ErrInvalidNetworkConfig, true
-	case errors.Is(err, store.ErrUnavailable), errors.Is(err, metadata.ErrSourceUnavailable),
-		errors.Is(err, context.DeadlineExceeded):
-		return types.ErrTryAgainLater, true
-	}
-	return 0, false
 }

@@ -1,7 +1,6 @@
 package command
 
 import (
-	"context"
 	"errors"
 	"fmt"
 	"strings"
@@ -9,11 +8,9 @@ import (
 
 	"github.com/containernetworking/cni/pkg/types"
 
+	"github.com/ratchet-cni/ratchet/internal/agentapi"
 	"github.com/ratchet-cni/ratchet/internal/config"
 	"github.com/ratchet-cni/ratchet/internal/delegation"
-	"github.com/ratchet-cni/ratchet/internal/metadata"
-	"github.com/ratchet-cni/ratchet/internal/pairing"
-	"github.com/ratchet-cni/ratchet/internal/store"
 )
 
 func TestToCNIErrorGivesEachKindItsCode(t *testing.T) {
@@ -93,29 +90,10 @@ func TestToCNIErrorGivesEachKindItsCode(t *testing.T) {
 	}
 }
 
-func TestToCNIErrorGivesPairingCodes(t *testing.T) {
-	for _, tc := range []struct {
-		name string
-		err  error
-		code uint
-	}{
-		{"etcd unavailable", fmt.Errorf("record pod: %w", store.ErrUnavailable), types.ErrTryAgainLater},
-		{"metadata source unavailable", metadata.Unavailable("docker at unix:///x", errors.New("refused")), types.ErrTryAgainLater},
-		{"deadline", fmt.Errorf("pair: %w", context.DeadlineExceeded), types.ErrTryAgainLater},
-		{"invalid metadata", &metadata.Error{Key: "ratchet.local_ip", Value: "x", Reason: "not an IP"}, types.ErrInvalidNetworkConfig},
-		{"wrapped invalid metadata", fmt.Errorf("pod a: %w", &metadata.Error{Key: "ratchet.links"}), types.ErrInvalidNetworkConfig},
-		{"bad configuration", fmt.Errorf("etcd: %w: bad CA", pairing.ErrBadConfig), types.ErrInvalidNetworkConfig},
-		{"API not served", fmt.Errorf("etcd: %w", store.ErrAPINotServed), types.ErrInvalidNetworkConfig},
-		{"conflicting declarations", fmt.Errorf("link x: %w", pairing.ErrConflict), types.ErrInvalidNetworkConfig},
-		{"end taken", fmt.Errorf("link x: %w", &store.EndConflict{Pod: "p", IfName: "in1", Owner: "a.x--p.in1"}), types.ErrInvalidNetworkConfig},
-		{"anything else", errors.New("netlink: busy"), types.ErrInternal},
-	} {
-		t.Run(tc.name, func(t *testing.T) {
-			got := toCNIError(tc.err)
-			if got.Code != tc.code || got.Msg != tc.err.Error() {
-				t.Fatalf("toCNIError(%v) = %d %q, want code %d and the message kept", tc.err, got.Code, got.Msg, tc.code)
-			}
-		})
+func TestAgentErrorKeepsTheAgentsCode(t *testing.T) {
+	err := fmt.Errorf("pairing: %w", &agentapi.Error{Code: types.ErrTryAgainLater, Msg: "record pod: etcd unavailable"})
+	if got := toCNIError(err); got.Code != types.ErrTryAgainLater || !strings.Contains(got.Msg, "etcd unavailable") {
+		t.Fatalf("toCNIError = %d %q, want the agent's 11", got.Code, got.Msg)
 	}
 }
 

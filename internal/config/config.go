@@ -24,6 +24,8 @@ const (
 	DefaultLogLevel    = "info"
 	DefaultPairTimeout = 120 * time.Second
 	DefaultVxlanPort   = 4789
+	// DefaultAgentSocket is where the node agent listens.
+	DefaultAgentSocket = "/run/ratchet/ratchetd.sock"
 )
 
 // Metadata source names accepted in "metadata".
@@ -44,6 +46,8 @@ type NetConf struct {
 	Metadata []string `json:"metadata"`
 	// Docker is the daemon the docker metadata source asks.
 	Docker Docker `json:"docker"`
+	// Agent is how the plugin reaches the node agent.
+	Agent Agent `json:"agent"`
 	// Host identifies this node for pairing.
 	Host Host `json:"host"`
 	// CNIDir holds per-container caches.
@@ -98,6 +102,12 @@ type TLS struct {
 // Docker is the "docker" section.
 type Docker struct {
 	Host string `json:"host"`
+}
+
+// Agent is the "agent" section.
+type Agent struct {
+	// Socket is the agent's unix socket.
+	Socket string `json:"socket"`
 }
 
 // Host is the "host" section: this node's identity and vxlan underlay.
@@ -205,6 +215,9 @@ func (c *NetConf) applyDefaults() {
 	}
 	if c.CNIDir == "" {
 		c.CNIDir = DefaultCNIDir
+	}
+	if c.Agent.Socket == "" {
+		c.Agent.Socket = DefaultAgentSocket
 	}
 	if c.LogLevel == "" {
 		c.LogLevel = DefaultLogLevel

@@ -96,6 +96,9 @@ func (c *NetConf) validateMisc() error {
 	if !strings.HasPrefix(c.CNIDir, "/") {
 		return fieldErr("cniDir", "%q must be an absolute path", c.CNIDir)
 	}
+	if !strings.HasPrefix(c.Agent.Socket, "/") || len(c.Agent.Socket) > 107 {
+		return fieldErr("agent.socket", "%q must be an absolute path of at most 107 bytes", c.Agent.Socket)
+	}
 	switch c.LogLevel {
 	case "debug", "info", "warn", "error":
 	default:

@@ -48,6 +48,7 @@ var commands = map[string]command{
 	"populate": {"populate primary|pair [--container ID] [-n NS] | populate --file TOPOLOGY.yaml [--pod-name NAME]", runPopulate},
 	"delete":   {"delete [-n NS] [--dry-run] POD | delete --all --yes", runDelete},
 	"gc":       {"gc [--host NAME] [-n NS] [--dry-run]", runGC},
+	"agents":   {"agents [-o table|json]", runAgents},
 }
 
 // usageError is a bad command line.
@@ -182,14 +183,16 @@ Commands:
             pair_etcd_populator.sh; --container ID is kept as
             ratchet.target_container; or the pods of a topology file (the
             format of announcer --help)
-  delete    remove a pod's records: announced record, pod record, completer
-            lock; its links go back to pending, or are deleted with their
+  delete    remove a pod's records: announced record, pod record;
+            its links go back to pending, or are deleted with their
             VNI when the peer has no record either (records only: no
             interface is touched); --all --yes removes everything under
             the prefix (delete_etcd.sh)
   gc        remove the records of this host's pods (host.name: --host, the
             netconf's, else the hostname) whose netns is gone, as delete
             does but keeping announced records; --dry-run only prints
+  agents    the node agents (ratchetd) that announce themselves: host,
+            underlay address, version, uptime, pods, links, pending links
 
 Exit codes: 0 done, 1 etcd unreachable or failing, 2 bad command line.
 

@@ -148,3 +148,17 @@ func TestHelpListsEveryCommand(t *testing.T) {
 		}
 	}
 }
+
+func TestAgentsTableShowsHostAddressVersionUptimePodsLinks(t *testing.T) {
+	now := time.Date(2026, 12, 1, 12, 0, 0, 0, time.UTC)
+	var b strings.Builder
+	err := writeAgents(&b, []store.AgentRecord{{Host: "node1", Address: "198.51.100.1", Version: "v0.2.0",
+		Started: now.Add(-90 * time.Second), Pods: 3, Links: 4, Pending: 1, PID: 42}}, now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	lines := strings.Split(strings.TrimSpace(b.String()), "\n")
+	if len(lines) != 2 || strings.Join(strings.Fields(lines[1]), " ") != "node1 198.51.100.1 v0.2.0 1m30s 3 4 1 42" {
+		t.Errorf("agents table:\n%s", b.String())
+	}
+}

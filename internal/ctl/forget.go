@@ -5,8 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"os"
-	"strconv"
 
 	"github.com/containernetworking/plugins/pkg/ns"
 
@@ -15,7 +13,7 @@ import (
 
 // remover removes pods' records with the semantics of the plugin's DEL,
 // records only (no netlink, nothing happens in any netns): the pod record,
-// the completer lock, and each link of the pod back to pending, or deleted
+// and each link of the pod back to pending, or deleted
 // with its VNI when the peer has no record either. Every removal is
 // printed; with dryRun nothing is written.
 type remover struct {
@@ -50,9 +48,6 @@ func (r *remover) forgetPod(ctx context.Context, ns, name string, version int64,
 			return fmt.Errorf("delete the record of %s/%s: %w", ns, name, err)
 		}
 		r.say("delete pod record %s (container %s on %s)", key, shortID(rec.ContainerID), rec.Host)
-	}
-	if err := r.deleteIfPresent(ctx, r.k.Completer(ns, name), "completer lock"); err != nil {
-		return err
 	}
 	if withAnnounce {
 		if err := r.deleteIfPresent(ctx, r.k.Announce(ns, name), "announced record"); err != nil {
@@ -138,10 +133,9 @@ func (r *remover) releaseLink(ctx context.Context, ns, id, pod string) error {
 }
 
 // gc removes the records of host's pods whose netns no longer exists (the
-// container is gone), and the completer locks of host whose process is gone
-// and whose container is not the pod's current one (a lock of the current
-// container expires by itself). Announced records stay: they describe pods
-// that may come back. It returns how many pods and locks it collected.
+// container is gone) and releases the links of pods that have no record.
+// Announced records stay: they describe pods that may come back. It returns
+// how many pods and links it collected.
 func (r *remover) gc(ctx context.Context, namespace, host string) (int, error) {
 	pods, _, err := store.ListPods(ctx, r.kv, r.k, namespace)
 	if err != nil {
@@ -168,27 +162,6 @@ func (r *remover) gc(ctx context.Context, namespace, host string) (int, error) {
 		r.say("release %d link(s) of pods that have no record", swept)
 		n += swept
 	}
-	locks, _, err := store.ListJSON[store.CompleterRecord](ctx, r.kv, r.k.Completers(namespace))
-	if err != nil {
-		return n, errors.Join(append(errs, fmt.Errorf("list completer locks: %w", err))...)
-	}
-	current := map[string]string{}
-	for _, e := range pods {
-		current[e.Value.Namespace+"/"+e.Value.Name] = e.Value.ContainerID
-	}
-	for _, e := range locks {
-		c := e.Value
-		ns, name := announcedName(e.Key)
-		if c.Host != host || c.PID <= 0 || processAlive(c.PID) || current[ns+"/"+name] == c.ContainerID {
-			continue
-		}
-		if err := r.delete(ctx, e.Key, e.Version); err != nil && !errors.Is(err, store.ErrConflict) {
-			errs = append(errs, fmt.Errorf("delete completer lock %s: %w", e.Key, err))
-			continue
-		}
-		r.say("delete completer lock %s (process %d is gone)", e.Key, c.PID)
-		n++
-	}
 	return n, errors.Join(errs...)
 }
 
@@ -203,10 +176,4 @@ func netnsGone(path string) bool {
 	var notExist ns.NSPathNotExistErr
 	var notNS ns.NSPathNotNSErr
 	return errors.As(err, &notExist) || errors.As(err, &notNS)
-}
-
-// processAlive reports whether /proc/<pid> exists.
-func processAlive(pid int) bool {
-	_, err := os.Stat("/proc/" + strconv.Itoa(pid))
-	return err == nil
 }

@@ -156,7 +156,7 @@ func (st *Status) sort() {
 }
 
 // announcedName reads namespace and name from a per-pod key such as
-// …/announce/<ns>/<name> or …/completers/<ns>/<name>.
+// …/announce/<ns>/<name>.
 func announcedName(key string) (ns, name string) {
 	parts := strings.Split(key, "/")
 	if len(parts) < 2 {

@@ -29,6 +29,11 @@ var rules = []struct {
 		"the netconf is read by every binary: it links no client"},
 	{"internal/etcdcfg", []string{module, "go.etcd.io/"},
 		"etcd settings are a leaf"},
+	{"ratchet", []string{"go.etcd.io/", "google.golang.org/grpc", "github.com/docker/docker", "github.com/moby/moby",
+		"k8s.io/client-go", module + "internal/pairing", module + "internal/store", module + "internal/metadata", module + "internal/dockermeta"},
+		"the plugin is thin: delegation here, pairing in the agent; no etcd, gRPC, Docker or Kubernetes client"},
+	{"internal/agentapi", []string{"github.com/", "go.etcd.io/", "golang.org/", "google.golang.org/", "k8s.io/"},
+		"the plugin-agent protocol is linked by the plugin: standard library only"},
 }
 
 func deps(t *testing.T, pkg string) []string {

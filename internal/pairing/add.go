@@ -67,7 +67,9 @@ func (m *Manager) Add(ctx context.Context, req *Request, prep *Prepared) error {
 	defer cancel()
 	log := m.log.With("pod", podKey(pod.Namespace, pod.Name), "source", prep.src)
 	start := time.Now()
+	unlock := m.lockPod(pod.Namespace, pod.Name)
 	pending, err := m.add(ctx, req, pod)
+	unlock()
 	if err != nil {
 		return fmt.Errorf("pod %s: %w", podKey(pod.Namespace, pod.Name), err)
 	}
@@ -84,9 +86,9 @@ func (m *Manager) lookup(ctx context.Context, req *Request) (*metadata.Pod, stri
 	return metadata.Lookup(lctx, m.sources, q, req.Reserved...)
 }
 
-// add records the pod, declares its links, settles each one and leaves a
-// completer for those whose peer is not ready. It returns the number of
-// links left pending.
+// add records the pod, declares its links and settles each one; those whose
+// peer is not ready are the agent's reconcile loop's. It returns the number
+// of links left pending.
 func (m *Manager) add(ctx context.Context, req *Request, pod *metadata.Pod) (pending int, err error) {
 	t := m.phases("add")
 	kv, err := m.store()
@@ -134,16 +136,8 @@ func (m *Manager) add(ctx context.Context, req *Request, pod *metadata.Pod) (pen
 	if err := m.stillCurrent(ctx, kv, &me); err != nil {
 		return 0, err // a DEL ran meanwhile: undo what this ADD recorded
 	}
-	pending = len(left)
-	if pending > 0 {
-		job := &Job{Netconf: req.Netconf, ContainerID: req.ContainerID, NetNS: req.NetNS, IfName: req.IfName,
-			Args: req.Args, Namespace: pod.Namespace, Name: pod.Name}
-		if err := m.spawn(job); err != nil {
-			return 0, fmt.Errorf("start completer: %w", err)
-		}
-	}
 	success = true
-	return pending, nil
+	return len(left), nil
 }
 
 // pair sets up every link of a freshly recorded pod and returns those left
@@ -196,7 +190,7 @@ func (m *Manager) waitClaims(ctx context.Context, kv store.Store, v *view, me *s
 		select {
 		case ev, ok := <-events:
 			if !ok {
-				return ids, nil // claimTTL passed: the completer takes over
+				return ids, nil // claimTTL passed: the reconcile loop takes over
 			}
 			v.apply(m, ev)
 		case <-wctx.Done():
@@ -255,7 +249,7 @@ func (m *Manager) recordPod(ctx context.Context, kv store.Store, me store.PodRec
 		}
 		if prev.ContainerID != me.ContainerID {
 			m.log.Info("replaced earlier incarnation", "pod", podKey(me.Namespace, me.Name), "old", prev.ContainerID)
-			m.retire(ctx, kv, prev)
+			m.retire(ctx, prev)
 		}
 		return nil
 	}
@@ -263,10 +257,9 @@ func (m *Manager) recordPod(ctx context.Context, kv store.Store, me store.PodRec
 }
 
 // retire removes what an earlier incarnation of a pod left on this host:
-// its completer and its link ends (when its netns still exists).
-func (m *Manager) retire(ctx context.Context, kv store.Store, prev store.PodRecord) {
+// its link ends (when its netns still exists).
+func (m *Manager) retire(ctx context.Context, prev store.PodRecord) {
 	old := stateOf(&prev)
-	m.stopCompleter(ctx, kv, old)
 	if prev.Host != m.conf.Host.Name {
 		return
 	}

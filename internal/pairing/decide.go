@@ -32,17 +32,16 @@ func (s step) String() string {
 	return [...]string{"pending", "done", "wait", "build veth", "build vxlan end"}[s]
 }
 
-// role says who decides: the ADD of the pod, or the completer that finishes
-// its pairing afterwards.
+// role says who decides: the ADD of the pod, or the agent's reconcile loop
+// that finishes its pairing afterwards.
 type role int
 
 const (
 	// roleAdd: the pod's own ADD, which builds what it can at once.
 	roleAdd role = iota
-	// roleCompleter: a completer leaves same-host veths to the ADD of the
-	// pod that arrives second (that ADD sees this pod's record) and only
-	// takes over a claim that went stale.
-	roleCompleter
+	// roleAgent: the reconcile loop. Being the one process on the host, it
+	// builds like an ADD; a live claim of an ADD makes it wait.
+	roleAgent
 )
 
 // errStale means the record changed under a CAS: re-read and decide again.
@@ -92,8 +91,6 @@ func decideSameHost(rec *store.LinkRecord, me, peer *store.PodRecord, r role, no
 	switch {
 	case live && rec.Builder != me.ContainerID:
 		return stepWait
-	case r == roleCompleter && !(claimed && !live):
-		return stepPending
 	case rec.State == store.LinkFailed && theirs.ContainerID == peer.ContainerID && mine.ContainerID == me.ContainerID:
 		return stepPending // failed for these incarnations: a new one retries
 	}

@@ -55,19 +55,19 @@ func TestDecideTakesTheRightStep(t *testing.T) {
 	}{
 		{"link record gone", nil, "h1", roleAdd, stepDone},
 		{"peer absent", base(nil), "", roleAdd, stepPending},
-		{"peer absent in completer", base(nil), "", roleCompleter, stepPending},
+		{"peer absent, agent", base(nil), "", roleAgent, stepPending},
 		{"same host, first to see the peer", base(nil), "h1", roleAdd, stepVeth},
 		{"same host wired for these containers", base(wired), "h1", roleAdd, stepDone},
-		{"same host wired, completer", base(wired), "h1", roleCompleter, stepDone},
+		{"same host wired, agent", base(wired), "h1", roleAgent, stepDone},
 		{"same host wired for an older peer", base(func(r *store.LinkRecord) { wired(r); r.B.ContainerID = "old" }), "h1", roleAdd, stepVeth},
 		{"same host wired but peer end down", base(func(r *store.LinkRecord) { wired(r); r.B.Up = false }), "h1", roleAdd, stepVeth},
 		{"live foreign claim", base(func(r *store.LinkRecord) { r.Builder, r.Claimed = "cb", now }), "h1", roleAdd, stepWait},
-		{"live foreign claim, completer", base(func(r *store.LinkRecord) { r.Builder, r.Claimed = "cb", now }), "h1", roleCompleter, stepWait},
+		{"live foreign claim, agent", base(func(r *store.LinkRecord) { r.Builder, r.Claimed = "cb", now }), "h1", roleAgent, stepWait},
 		{"live own claim", base(func(r *store.LinkRecord) { r.Builder, r.Claimed = "ca", now }), "h1", roleAdd, stepVeth},
-		{"completer without claim", base(nil), "h1", roleCompleter, stepPending},
-		{"completer with own live claim", base(func(r *store.LinkRecord) { r.Builder, r.Claimed = "ca", now }), "h1", roleCompleter, stepPending},
+		{"agent without claim builds", base(nil), "h1", roleAgent, stepVeth},
+		{"agent with own live claim", base(func(r *store.LinkRecord) { r.Builder, r.Claimed = "ca", now }), "h1", roleAgent, stepVeth},
 		{"stale claim", base(func(r *store.LinkRecord) { r.Builder, r.Claimed = "cb", stale }), "h1", roleAdd, stepVeth},
-		{"stale claim, completer", base(func(r *store.LinkRecord) { r.Builder, r.Claimed = "cb", stale }), "h1", roleCompleter, stepVeth},
+		{"stale claim, agent", base(func(r *store.LinkRecord) { r.Builder, r.Claimed = "cb", stale }), "h1", roleAgent, stepVeth},
 		{"failed for the same incarnations", base(func(r *store.LinkRecord) {
 			r.State, r.A.ContainerID, r.B.ContainerID = store.LinkFailed, "ca", "cb"
 		}), "h1", roleAdd, stepPending},
@@ -75,7 +75,7 @@ func TestDecideTakesTheRightStep(t *testing.T) {
 			r.State, r.A.ContainerID, r.B.ContainerID = store.LinkFailed, "ca", "old"
 		}), "h1", roleAdd, stepVeth},
 		{"cross host, no VNI yet", base(nil), "h2", roleAdd, stepVxlan},
-		{"cross host, completer builds too", base(nil), "h2", roleCompleter, stepVxlan},
+		{"cross host, agent builds too", base(nil), "h2", roleAgent, stepVxlan},
 		{"cross host, own end up", base(vxlanUp), "h2", roleAdd, stepDone},
 		{"cross host, peer moved", base(func(r *store.LinkRecord) { vxlanUp(r); r.A.Remote = "192.0.2.9" }), "h2", roleAdd, stepVxlan},
 		{"cross host, end of an older container", base(func(r *store.LinkRecord) { vxlanUp(r); r.A.ContainerID = "old" }), "h2", roleAdd, stepVxlan},
@@ -146,7 +146,7 @@ func TestViewApplyFoldsWatchEventsOfItsNamespace(t *testing.T) {
 		{"delete pod", del(podKey, 14), true, podIs("", 0)},
 		{"other namespace's link", put(m.keys.Link("other", linkAB), link(store.LinkWired), 15), false, linkIs("", 0)},
 		{"namespace with our name as prefix", put(m.keys.Pod("ns2", "b"), pod("x"), 16), false, podIs("", 0)},
-		{"other kind of key", put(m.keys.Completer("ns", "b"), []byte("{}"), 17), false, podIs("", 0)},
+		{"other kind of key", put(m.keys.Agent("b"), []byte("{}"), 17), false, podIs("", 0)},
 	} {
 		t.Run(step.name, func(t *testing.T) {
 			if got := v.apply(m, step.ev); got != step.about {

@@ -13,8 +13,7 @@ import (
 	"github.com/ratchet-cni/ratchet/internal/store"
 )
 
-// Del undoes the pairing of a container: its completer, its link ends, its
-// records. It is idempotent; a container ratchet never paired is a no-op
+// Del undoes the pairing of a container: its link ends, its records. It is idempotent; a container ratchet never paired is a no-op
 // that does not touch etcd.
 func (m *Manager) Del(ctx context.Context, req *Request) error {
 	st, ok := m.readLocal(req.ContainerID)
@@ -38,12 +37,14 @@ func (m *Manager) Del(ctx context.Context, req *Request) error {
 		}
 		if !ok {
 			m.log.Warn("corrupt pairing state and no record of the container; removing the state")
-			return errors.Join(m.removeLocal(req.ContainerID), m.removeJob(req.ContainerID))
+			return m.removeLocal(req.ContainerID)
 		}
 	}
 	if req.NetNS != "" {
 		st.NetNS = req.NetNS
 	}
+	unlock := m.lockPod(st.Namespace, st.Name)
+	defer unlock()
 	return m.teardown(ctx, kv, st)
 }
 
@@ -76,7 +77,6 @@ func (m *Manager) findByContainer(ctx context.Context, kv store.Store, req *Requ
 // pod's record goes first: a peer's DEL that runs at the same time then sees
 // at least one of the two records gone and deletes their link's record.
 func (m *Manager) teardown(ctx context.Context, kv store.Store, st localState) error {
-	m.stopCompleter(ctx, kv, st)
 	rec, ver, getErr := store.GetPod(ctx, kv, m.keys, st.Namespace, st.Name)
 	if getErr != nil && !errors.Is(getErr, store.ErrNotFound) {
 		m.removeLinks(ctx, st, st.IfNames)
@@ -114,7 +114,7 @@ func (m *Manager) teardown(ctx context.Context, kv store.Store, st localState) e
 			return err
 		}
 	}
-	return errors.Join(m.removeLocal(st.ContainerID), m.removeJob(st.ContainerID))
+	return m.removeLocal(st.ContainerID)
 }
 
 // deletePodRecord deletes the pod's record if it is still this container's.

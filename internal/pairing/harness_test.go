@@ -17,8 +17,8 @@ import (
 )
 
 // harness runs the pairing state machine without root: an in-memory store
-// with etcd's CAS semantics, a fake kernel, fixed labels, and completers as
-// goroutines.
+// with etcd's CAS semantics, a fake kernel, fixed labels, and each host's
+// agent loop (Follower) as a goroutine.
 type harness struct {
 	t    *testing.T
 	kv   *memstore.Store
@@ -26,11 +26,14 @@ type harness struct {
 	src  *labelSource
 	dir  string
 	keys store.Keys
-	// completers run by Spawn; wg waits for them at the end.
+	// wg waits for the hosts' followers at the end.
 	wg     sync.WaitGroup
 	ctx    context.Context
 	cancel context.CancelFunc
-	jobs   chan *Job
+	mu     sync.Mutex
+	agents map[string]*Manager
+	// pairTimeout of every host's netconf.
+	pairTimeout string
 }
 
 func newHarness(t *testing.T) *harness {
@@ -38,7 +41,7 @@ func newHarness(t *testing.T) *harness {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	h := &harness{t: t, kv: memstore.New("/ratchet"), wire: newFakeWire(), dir: t.TempDir(),
 		src: &labelSource{labels: map[string]map[string]string{}}, keys: store.Keys{Prefix: "/ratchet"},
-		ctx: ctx, cancel: cancel, jobs: make(chan *Job, 100)}
+		ctx: ctx, cancel: cancel, agents: map[string]*Manager{}, pairTimeout: "20s"}
 	t.Cleanup(func() {
 		cancel()
 		h.wg.Wait()
@@ -56,7 +59,13 @@ func hostAddr(host string) string {
 // with the harness's label source.
 func (h *harness) manager(host string) *Manager {
 	h.t.Helper()
-	return h.managerWith(host, []metadata.Source{h.src})
+	h.mu.Lock()
+	m := h.agents[host]
+	h.mu.Unlock()
+	if m == nil {
+		m = h.managerWith(host, []metadata.Source{h.src})
+	}
+	return m
 }
 
 // managerWith is manager with the given sources (nil: the netconf's).
@@ -65,7 +74,7 @@ func (h *harness) managerWith(host string, sources []metadata.Source) *Manager {
 	raw := map[string]any{"cniVersion": "1.0.0", "name": "net", "type": "ratchet",
 		"delegates": []any{map[string]any{"type": "bridge"}, map[string]any{"type": "ptp"}},
 		"host":      map[string]any{"name": host, "address": hostAddr(host)},
-		"cniDir":    h.dir + "/" + host, "pairTimeout": "20s", "metadata": []string{"docker", "etcd"},
+		"cniDir":    h.dir + "/" + host, "pairTimeout": h.pairTimeout, "metadata": []string{"docker", "etcd"},
 		"docker": map[string]any{"host": "unix://" + h.dir + "/no-docker.sock"}}
 	data, _ := json.Marshal(raw)
 	conf, err := config.Load(data)
@@ -73,22 +82,27 @@ func (h *harness) managerWith(host string, sources []metadata.Source) *Manager {
 		h.t.Fatalf("config: %v", err)
 	}
 	log := slog.New(slog.NewTextHandler(testWriter{h.t}, &slog.HandlerOptions{Level: slog.LevelDebug}))
-	return New(conf, log, Deps{Store: h.kv, Wirer: h.wire, Sources: sources, Spawn: h.spawn(host)})
+	m := New(conf, log, Deps{Store: h.kv, Wirer: h.wire, Sources: sources})
+	if sources != nil {
+		h.startAgent(host, m)
+	}
+	return m
 }
 
-// spawn runs a completer as a goroutine, as the detached process would.
-func (h *harness) spawn(host string) func(*Job) error {
-	return func(job *Job) error {
-		h.wg.Add(1)
-		go func() {
-			defer h.wg.Done()
-			m := h.manager(host)
-			ctx, cancel := context.WithTimeout(h.ctx, m.conf.PairTimeout.D())
-			defer cancel()
-			_ = m.Complete(ctx, job)
-		}()
-		return nil
+// startAgent makes m the agent of host, as ratchetd: its loop runs, and
+// the host's ADDs and DELs go through it.
+func (h *harness) startAgent(host string, m *Manager) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.agents[host] != nil {
+		return
 	}
+	h.agents[host] = m
+	h.wg.Add(1)
+	go func() {
+		defer h.wg.Done()
+		_ = m.NewFollower().Run(h.ctx)
+	}()
 }
 
 // pod is a pod sandbox of the tests.

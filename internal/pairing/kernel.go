@@ -109,3 +109,7 @@ func isDefault(dst *net.IPNet) bool {
 	ones, _ := dst.Mask.Size()
 	return ones == 0
 }
+
+// HostAddress is this host's vxlan underlay address as pairing uses it
+// (host.address, else of host.interface, else of the default route's).
+func (m *Manager) HostAddress() (string, error) { return m.hostAddress() }

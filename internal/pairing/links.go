@@ -53,6 +53,24 @@ type wanted struct {
 // wantedLinks lists the links the pod declares, expects, or finds declared
 // towards it in other pods' announced records, once each.
 func (m *Manager) wantedLinks(ctx context.Context, kv store.Store, pod *metadata.Pod) ([]wanted, error) {
+	announced, err := m.listAnnounced(ctx, kv, pod.Namespace)
+	if err != nil {
+		return nil, err
+	}
+	return wantedFrom(pod, announced), nil
+}
+
+// listAnnounced lists the announced records of a namespace.
+func (m *Manager) listAnnounced(ctx context.Context, kv store.Store, ns string) ([]store.Entry[map[string]string], error) {
+	entries, _, err := store.ListJSON[map[string]string](ctx, kv, m.keys.Announces(ns))
+	if err != nil {
+		return nil, fmt.Errorf("list announced records of %s: %w", ns, err)
+	}
+	return entries, nil
+}
+
+// wantedFrom is wantedLinks with the namespace's announced records given.
+func wantedFrom(pod *metadata.Pod, announced []store.Entry[map[string]string]) []wanted {
 	seen := map[string]bool{}
 	var out []wanted
 	add := func(l metadata.Link, declared bool) {
@@ -67,27 +85,19 @@ func (m *Manager) wantedLinks(ctx context.Context, kv store.Store, pod *metadata
 	}
 	// The peer's own declaration describes a link better than this pod's
 	// expectation of it, so it goes first.
-	towards, err := m.announcedTowards(ctx, kv, pod)
-	if err != nil {
-		return nil, err
-	}
-	for _, l := range towards {
+	for _, l := range announcedTowards(pod, announced) {
 		add(l, false)
 	}
 	for _, l := range pod.Expects {
 		add(l, false)
 	}
-	return out, nil
+	return out
 }
 
 // announcedTowards returns, seen from pod, the links that the announced
 // records of the other pods of its namespace declare towards it. Records
 // that do not parse are skipped: they are their own pods' errors.
-func (m *Manager) announcedTowards(ctx context.Context, kv store.Store, pod *metadata.Pod) ([]metadata.Link, error) {
-	entries, _, err := store.ListJSON[map[string]string](ctx, kv, m.keys.Announces(pod.Namespace))
-	if err != nil {
-		return nil, fmt.Errorf("list announced records of %s: %w", pod.Namespace, err)
-	}
+func announcedTowards(pod *metadata.Pod, entries []store.Entry[map[string]string]) []metadata.Link {
 	var out []metadata.Link
 	for _, e := range entries {
 		other, err := metadata.Parse(e.Value, "")
@@ -101,7 +111,7 @@ func (m *Manager) announcedTowards(ctx context.Context, kv store.Store, pod *met
 			}
 		}
 	}
-	return out, nil
+	return out
 }
 
 // ensureLinks makes sure every wanted link has a record whose ends it

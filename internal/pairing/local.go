@@ -9,26 +9,18 @@ import (
 	"strings"
 	"syscall"
 
+	"github.com/ratchet-cni/ratchet/internal/agentapi"
 	"github.com/ratchet-cni/ratchet/internal/statefile"
 )
 
 // localState is what this host remembers of a ratchet pod's container, so
 // that DEL knows the pod without asking Docker (whose container may be
-// gone) and GC finds what DEL could not finish.
-type localState struct {
-	ContainerID string `json:"containerID"`
-	Namespace   string `json:"namespace"`
-	Name        string `json:"name"`
-	NetNS       string `json:"netns"`
-	// NetnsInode identifies the netns NetNS named at ADD.
-	NetnsInode uint64 `json:"netnsInode,omitempty"`
-	// IfNames are the pod's own link ends known from its metadata, removed
-	// at DEL even when etcd cannot be asked.
-	IfNames []string `json:"ifnames,omitempty"`
-}
+// gone), GC finds what DEL could not finish, and the plugin can remove the
+// pod's link ends when the agent is down.
+type localState = agentapi.PodState
 
 func (m *Manager) localPath(containerID string) string {
-	return filepath.Join(m.conf.CNIDir, "pairing", containerID+".json")
+	return agentapi.StatePath(m.conf.CNIDir, containerID)
 }
 
 // writeLocal records the pod of a container atomically (0600, through
@@ -48,13 +40,12 @@ func (m *Manager) writeLocal(st localState) error {
 // readLocal returns the recorded pod of a container; ok is false when there
 // is none (or it is unreadable, or a link).
 func (m *Manager) readLocal(containerID string) (localState, bool) {
-	var st localState
-	data, err := statefile.ReadFile(m.localPath(containerID))
-	if err != nil || json.Unmarshal(data, &st) != nil || st.Name == "" {
-		return st, false
-	}
-	return st, true
+	st, err := readState(m.localPath(containerID))
+	return st, err == nil
 }
+
+// readState reads a pod state file.
+func readState(path string) (localState, error) { return agentapi.ReadState(path) }
 
 // hasLocal reports whether a pairing state file exists for the container,
 // readable or not.

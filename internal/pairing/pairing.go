@@ -1,7 +1,8 @@
 // Package pairing wires a ratchet pod's links to its peer pods after
 // delegation: it records the pod in etcd, builds same-host veth pairs and
-// cross-host vxlan ends with the wiring package, leaves a detached completer
-// for peers that are not there yet, and undoes it all at DEL. Every decision
+// cross-host vxlan ends with the wiring package, and undoes it all at DEL.
+// It runs in the node agent, whose reconcile loop (Follow) wires the links
+// whose peers come later. Every decision
 // two pods could race on is taken with a compare-and-swap in the store.
 package pairing
 
@@ -12,6 +13,7 @@ import (
 	"fmt"
 	"log/slog"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/ratchet-cni/ratchet/internal/config"
@@ -40,8 +42,6 @@ type Request struct {
 	IfName string
 	// Args is CNI_ARGS.
 	Args string
-	// Netconf is the raw netconf, handed on to a completer.
-	Netconf []byte
 	// Reserved are the interface names the delegates use in the pod
 	// (CNI_IFNAME, net1, …): no link may take them.
 	Reserved []string
@@ -55,12 +55,10 @@ type Deps struct {
 	Wirer Wirer
 	// Sources are the metadata sources; nil builds the netconf's list.
 	Sources []metadata.Source
-	// Spawn starts a completer for a job; nil starts `ratchet complete`
-	// as a detached process.
-	Spawn func(*Job) error
 }
 
-// Manager pairs the pods of one plugin invocation (or one completer).
+// Manager pairs the pods of one configuration in the agent. Its methods
+// may run concurrently: the work on one pod is serialized by a pod lock.
 type Manager struct {
 	conf *config.NetConf
 	log  *slog.Logger
@@ -70,7 +68,7 @@ type Manager struct {
 	ownStore bool
 	wire     Wirer
 	sources  []metadata.Source
-	spawn    func(*Job) error
+	locks    *podLocks
 }
 
 // New returns a Manager for conf. It connects to etcd only when a pod turns
@@ -80,14 +78,30 @@ func New(conf *config.NetConf, log *slog.Logger, deps Deps) *Manager {
 		log = slog.New(slog.DiscardHandler)
 	}
 	m := &Manager{conf: conf, log: log, keys: store.Keys{Prefix: conf.Etcd.Prefix},
-		kv: deps.Store, wire: cmp.Or[Wirer](deps.Wirer, kernel{}), sources: deps.Sources, spawn: deps.Spawn}
+		kv: deps.Store, wire: cmp.Or[Wirer](deps.Wirer, kernel{}), sources: deps.Sources, locks: &podLocks{}}
 	if m.sources == nil {
 		m.sources = m.defaultSources()
 	}
-	if m.spawn == nil {
-		m.spawn = m.spawnCompleter
-	}
 	return m
+}
+
+// WithLog returns a Manager that shares everything with m but logs to log
+// (one request's fields).
+func (m *Manager) WithLog(log *slog.Logger) *Manager {
+	c := *m
+	c.log = log
+	return &c
+}
+
+// podLocks serializes the work on each pod (an ADD, a DEL and the
+// reconcile loop).
+type podLocks struct{ m sync.Map }
+
+// lockPod takes the lock of pod ns/name and returns its release.
+func (m *Manager) lockPod(ns, name string) func() {
+	mu, _ := m.locks.m.LoadOrStore(podKey(ns, name), &sync.Mutex{})
+	mu.(*sync.Mutex).Lock()
+	return mu.(*sync.Mutex).Unlock
 }
 
 // store connects on first use.

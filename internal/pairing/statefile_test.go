@@ -25,16 +25,13 @@ func TestPairingStateIsNeverWrittenOrReadThroughAPlantedLink(t *testing.T) {
 	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
 		t.Fatal(err)
 	}
-	for _, p := range []string{path, path + ".tmp", jobPath(conf.CNIDir, "c2")} {
+	for _, p := range []string{path, path + ".tmp"} {
 		if err := os.Symlink(victim, p); err != nil {
 			t.Fatal(err)
 		}
 	}
 	if _, ok := m.readLocal("c1"); ok {
 		t.Error("readLocal read the state through a link")
-	}
-	if _, err := ReadJob(jobPath(conf.CNIDir, "c2")); err == nil {
-		t.Error("ReadJob read the job through a link")
 	}
 	if err := m.writeLocal(localState{ContainerID: "c1", Namespace: "default", Name: "a"}); err != nil {
 		t.Fatal(err)

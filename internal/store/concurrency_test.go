@@ -12,7 +12,7 @@ import (
 
 func TestConcurrentCreateHasOneWinner(t *testing.T) {
 	eachBackend(t, func(t *testing.T, _ *backend, s store.Store, k store.Keys) {
-		ctx, key := tctx(t), k.Completer("default", "a")
+		ctx, key := tctx(t), k.Agent("a")
 		const n = 50
 		errs := make([]error, n)
 		var wg sync.WaitGroup
@@ -102,10 +102,10 @@ func TestReleaseVNIOnlyByOwner(t *testing.T) {
 
 func TestCreateWithTTLExpires(t *testing.T) {
 	eachBackend(t, func(t *testing.T, _ *backend, s store.Store, k store.Keys) {
-		ctx, key := tctx(t), k.Completer("default", "ttl")
+		ctx, key := tctx(t), k.Agent("ttl")
 		kv, err := s.Create(ctx, key, []byte("lock"), time.Second)
 		mustOK(t, "create with ttl", err)
-		ch := s.Watch(ctx, k.Completers(""), kv.Version)
+		ch := s.Watch(ctx, k.Agents(), kv.Version)
 		start := time.Now()
 		// v3 leases last at least etcd's minimum lease TTL (2s here).
 		wantEventWithin(t, ch, store.Delete, key, 10*time.Second)

@@ -13,7 +13,7 @@ import (
 //	<prefix>/pods/<ns>/<name>          PodRecord
 //	<prefix>/links/<ns>/<linkID>       LinkRecord
 //	<prefix>/vni/<n>                   owner (a link key): VNI reservation
-//	<prefix>/completers/<ns>/<name>    CompleterRecord (one per pod, with TTL)
+//	<prefix>/agents/<host>             AgentRecord (one per host, with TTL)
 //	<prefix>/announce/<ns>/<name>      announced metadata (label key → value)
 //	<prefix>/ends/<ns>/<pod>.<ifname>  EndClaim: the one link that owns the end
 //
@@ -50,11 +50,11 @@ func (k Keys) VNI(n uint32) string { return k.join("vni", strconv.FormatUint(uin
 // VNIs is the directory of the VNI reservations.
 func (k Keys) VNIs() string { return k.join("vni") }
 
-// Completer is the key of a pod's completer lock.
-func (k Keys) Completer(ns, name string) string { return k.join("completers", ns, name) }
+// Agent is the key of a host's AgentRecord.
+func (k Keys) Agent(host string) string { return k.join("agents", host) }
 
-// Completers is the directory of the completer locks of ns ("" = all).
-func (k Keys) Completers(ns string) string { return k.dir("completers", ns) }
+// Agents is the directory of the agents' records.
+func (k Keys) Agents() string { return k.join("agents") }
 
 // Announce is the key of a pod's announced metadata.
 func (k Keys) Announce(ns, name string) string { return k.join("announce", ns, name) }

@@ -80,12 +80,21 @@ type LinkRecord struct {
 	EndsClaimed bool `json:"endsClaimed,omitempty"`
 }
 
-// CompleterRecord is the lock a detached completer holds for a pod.
-type CompleterRecord struct {
-	ContainerID string    `json:"containerID"`
-	Host        string    `json:"host"`
-	PID         int       `json:"pid"`
-	Started     time.Time `json:"started"`
+// AgentRecord announces a running node agent (ratchetd); it expires with
+// the agent's TTL unless the agent refreshes it.
+type AgentRecord struct {
+	Host string `json:"host"`
+	// Address is the host's vxlan underlay address.
+	Address string    `json:"address"`
+	Version string    `json:"version"`
+	Started time.Time `json:"started"`
+	PID     int       `json:"pid"`
+	// Pods and Links count the ratchet pods on the host and their links;
+	// Pending the links not wired yet.
+	Pods     int  `json:"pods"`
+	Links    int  `json:"links"`
+	Pending  int  `json:"pending"`
+	OnDemand bool `json:"onDemand,omitempty"`
 }
 
 // Entry is one decoded record of a list, with its key and version.

@@ -23,7 +23,7 @@ func TestRecordsRoundTripThroughJSON(t *testing.T) {
 			Reason: "peer host unknown", Updated: now, Declarer: "a",
 			A: store.LinkEnd{Pod: "a", IfName: "in1", IP: "192.168.2.1/24", ContainerID: "c1", Host: "node1", Up: true},
 			B: store.LinkEnd{Pod: "b", IfName: "in2"}},
-		&store.CompleterRecord{ContainerID: "c1", Host: "node1", PID: 4242, Started: now},
+		&store.AgentRecord{Host: "node1", Address: "198.51.100.1", Version: "v1", PID: 4242, Started: now, Pods: 2},
 		&map[string]string{metadata.KeyRatchet: "true", metadata.KeyPodName: "a"},
 	}
 	for _, rec := range records {

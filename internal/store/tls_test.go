@@ -24,7 +24,7 @@ func TestTLSClientCertAndV3Auth(t *testing.T) {
 	ch := s.Watch(ctx, k.Pods(""), 0)
 	kv, err := s.Create(ctx, k.Pod("default", "a"), []byte("1"), 0)
 	mustOK(t, "create", err)
-	_, err = s.Create(ctx, k.Completer("default", "a"), []byte("lock"), 5*time.Second)
+	_, err = s.Create(ctx, k.Agent("a"), []byte("lock"), 5*time.Second)
 	mustOK(t, "create with lease", err)
 	_, err = s.Update(ctx, kv.Key, []byte("2"), kv.Version)
 	mustOK(t, "update", err)

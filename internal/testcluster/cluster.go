@@ -13,6 +13,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -60,9 +61,11 @@ type Host struct {
 	EtcdURL string
 	Fwd     *testenv.Forwarder
 	// Dir holds the host's cniDir (Dir/cni), leases (Dir/ipam) and log.
-	Dir    string
-	Bridge string
-	Subnet string
+	Dir string
+	// AgentDir holds the agent's socket, start lock and netconf.
+	AgentDir string
+	Bridge   string
+	Subnet   string
 }
 
 func New(t testing.TB, api string, nHosts int) *Cluster {
@@ -105,7 +108,7 @@ func (c *Cluster) AddHost(i int) *Host {
 	t := c.t
 	h := &Host{
 		c: c, Name: fmt.Sprintf("node%d-%s", i, testenv.UniqueName("")), NS: testenv.NewNS(t),
-		Addr: fmt.Sprintf("198.51.100.%d", i+1), Dir: t.TempDir(),
+		Addr: fmt.Sprintf("198.51.100.%d", i+1), Dir: t.TempDir(), AgentDir: agentDir(t),
 		Bridge: testenv.UniqueName("rb"), Subnet: fmt.Sprintf("10.%d.0.0/24", 100+i),
 	}
 	hostEnd, swEnd := testenv.UniqueName("ul"), testenv.UniqueName("sw")
@@ -117,6 +120,7 @@ func (c *Cluster) AddHost(i int) *Host {
 	h.NS.MustExec(t, "ip", "link", "set", "ul0", "up")
 	h.Fwd = h.NS.Forward(t, strings.TrimPrefix(c.Etcd.URL, "http://"))
 	h.EtcdURL = "http://" + h.Fwd.Addr
+	t.Cleanup(func() { h.KillAgent(syscall.SIGKILL) })
 	c.Hosts = append(c.Hosts, h)
 	return h
 }
@@ -142,6 +146,7 @@ func (h *Host) Netconf(mutate func(map[string]any)) []byte {
 		"docker":      map[string]any{"host": c.DockerHost},
 		"host":        map[string]any{"name": h.Name, "address": h.Addr, "interface": "ul0"},
 		"cniDir":      filepath.Join(h.Dir, "cni"),
+		"agent":       map[string]any{"socket": h.Socket()},
 		"logFile":     filepath.Join(h.Dir, "ratchet.log"),
 		"logLevel":    "debug",
 		"pairTimeout": c.PairTimeout,
@@ -297,7 +302,8 @@ func (c *Cluster) Records() []string {
 	}
 	var keys []string
 	for _, kv := range kvs {
-		if !strings.HasPrefix(kv.Key, c.Keys.Announce("", "")) && !strings.Contains(kv.Key, "/announce/") {
+		if !strings.HasPrefix(kv.Key, c.Keys.Announce("", "")) && !strings.Contains(kv.Key, "/announce/") &&
+			!strings.HasPrefix(kv.Key, c.Keys.Agents()+"/") {
 			keys = append(keys, kv.Key)
 		}
 	}
@@ -314,26 +320,10 @@ func (c *Cluster) Link(podA, ifA, podB, ifB string) store.LinkRecord {
 	return rec
 }
 
-// Completers counts the completer processes of this cluster's hosts.
-func (c *Cluster) Completers() int {
-	n := 0
-	for _, h := range c.Hosts {
-		out, _ := exec.Command("pgrep", "-f", "ratchet complete "+filepath.Join(h.Dir, "cni")).Output()
-		n += len(strings.Fields(string(out)))
-	}
-	return n
-}
-
-// AssertNothingLeft checks records, completers, leases and caches.
+// AssertNothingLeft checks records, leases and caches (the agents'
+// registrations are no leftovers: they go with their agents).
 func (c *Cluster) AssertNothingLeft() {
 	c.t.Helper()
-	deadline := time.Now().Add(5 * time.Second)
-	for c.Completers() > 0 && time.Now().Before(deadline) {
-		time.Sleep(50 * time.Millisecond)
-	}
-	if n := c.Completers(); n > 0 {
-		c.t.Errorf("%d completer processes left", n)
-	}
 	if r := c.Records(); len(r) > 0 {
 		c.t.Errorf("records left under %s: %v", c.Prefix, r)
 	}

@@ -7,9 +7,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"strconv"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
@@ -84,26 +82,6 @@ func (c *Cluster) AssertNoStrayLinks(live ...*Pod) {
 		for _, l := range links {
 			if strings.HasPrefix(l.name, tempLinkPrefix) {
 				c.t.Errorf("pod %s: temporary link %s", p.Name, l.name)
-			}
-		}
-	}
-}
-
-// CompletersOf counts the completer processes of one pod incarnation.
-func (p *Pod) CompletersOf() int {
-	job := filepath.Join(p.H.Dir, "cni", "pairing", p.RT.ContainerID+".job")
-	out, _ := exec.Command("pgrep", "-f", "ratchet complete "+job).Output()
-	return len(strings.Fields(string(out)))
-}
-
-// KillCompleters SIGKILLs the completer processes of the cluster's hosts
-// that still run, so that a failed test leaves none behind (for t.Cleanup).
-func (c *Cluster) KillCompleters() {
-	for _, h := range c.Hosts {
-		out, _ := exec.Command("pgrep", "-f", "ratchet complete "+filepath.Join(h.Dir, "cni")).Output()
-		for _, f := range strings.Fields(string(out)) {
-			if pid, err := strconv.Atoi(f); err == nil {
-				_ = syscall.Kill(pid, syscall.SIGKILL)
 			}
 		}
 	}

@@ -30,7 +30,7 @@ func NewWithEtcd(t testing.TB, api string, nHosts int, endpoints []string) *Mult
 	}
 	c := newBase(t, api, endpoints)
 	m := &MultiEtcd{Cluster: c}
-	t.Cleanup(c.KillCompleters)
+	t.Cleanup(c.KillAgents)
 	// AddHost forwards c.Etcd.URL as the host's EtcdURL: the first member,
 	// through a stand-in that lives only while the hosts are made.
 	c.Etcd = &testenv.Etcd{URL: endpoints[0]}

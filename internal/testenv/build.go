@@ -19,6 +19,7 @@ const (
 	PkgPtp       = "github.com/containernetworking/plugins/plugins/main/ptp"
 	PkgCnitool   = "github.com/containernetworking/cni/cnitool"
 	PkgRatchet   = "github.com/ratchet-cni/ratchet/ratchet"
+	PkgRatchetd  = "github.com/ratchet-cni/ratchet/ratchetd"
 )
 
 // ReferencePlugins are the CNI plugins the tests delegate to.

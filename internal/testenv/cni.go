@@ -20,11 +20,12 @@ type CNI struct {
 	Client *libcni.CNIConfig
 }
 
-// NewCNI builds the reference plugins and ratchet and returns a client whose
-// cache lives in a temporary directory.
+// NewCNI builds the reference plugins, ratchet and its agent ratchetd (the
+// plugin starts it from its own directory) and returns a client whose cache
+// lives in a temporary directory.
 func NewCNI(t testing.TB) *CNI {
 	t.Helper()
-	bin := BinDir(t, append(append([]string{}, ReferencePlugins...), PkgRatchet, PkgCnitool)...)
+	bin := BinDir(t, append(append([]string{}, ReferencePlugins...), PkgRatchet, PkgRatchetd, PkgCnitool)...)
 	return &CNI{BinDir: bin, Client: libcni.NewCNIConfigWithCacheDir([]string{bin}, t.TempDir(), nil)}
 }
 

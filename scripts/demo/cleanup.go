@@ -6,7 +6,9 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
+	"syscall"
 	"time"
 )
 
@@ -24,6 +26,7 @@ func (d *demo) cleanup() {
 			}
 		}
 	}
+	d.stopAgents()
 	for _, p := range d.pods {
 		_, _ = sh(ctx, nil, "ip", "netns", "del", p.netns)
 	}
@@ -55,9 +58,8 @@ func (d *demo) verifyClean() error {
 	if strings.Contains(string(out), d.id) {
 		left = append(left, "links in the host netns")
 	}
-	out, _ = exec.Command("pgrep", "-f", "ratchet complete "+d.work).Output()
-	if s := strings.TrimSpace(string(out)); s != "" {
-		left = append(left, "completer processes "+s)
+	if pids := d.agents(); len(pids) > 0 {
+		left = append(left, fmt.Sprintf("agent processes %v", pids))
 	}
 	if _, err := os.Stat(d.work); err == nil {
 		left = append(left, "work dir "+d.work)
@@ -67,4 +69,33 @@ func (d *demo) verifyClean() error {
 		return fmt.Errorf("left behind: %s", strings.Join(left, ", "))
 	}
 	return nil
+}
+
+// agents lists the demo hosts' ratchetd processes (their command lines name
+// a socket under the work dir).
+func (d *demo) agents() []int {
+	entries, _ := os.ReadDir("/proc")
+	var pids []int
+	for _, e := range entries {
+		pid, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		cmd, _ := os.ReadFile("/proc/" + e.Name() + "/cmdline")
+		if strings.Contains(string(cmd), "ratchetd\x00") && strings.Contains(string(cmd), d.work) {
+			pids = append(pids, pid)
+		}
+	}
+	return pids
+}
+
+// stopAgents stops the agents the plugin started on demand (they would
+// exit by themselves a few seconds after the last pod's DEL).
+func (d *demo) stopAgents() {
+	for _, pid := range d.agents() {
+		_ = syscall.Kill(pid, syscall.SIGTERM)
+	}
+	for deadline := time.Now().Add(10 * time.Second); len(d.agents()) > 0 && time.Now().Before(deadline); {
+		time.Sleep(50 * time.Millisecond)
+	}
 }

@@ -166,6 +166,7 @@ func (d *demo) writeNetconf(h *host) error {
 		"metadata": []string{"etcd"},
 		"host":     map[string]any{"name": h.name, "address": h.addr, "interface": "ul0"},
 		"cniDir":   filepath.Join(h.confDir, "cni"), "logFile": filepath.Join(h.confDir, "ratchet.log"),
+		"agent":    map[string]any{"socket": filepath.Join(h.confDir, "ratchetd.sock")},
 		"logLevel": "info", "pairTimeout": "30s",
 	}
 	data, err := json.MarshalIndent(conf, "", "  ")

@@ -56,9 +56,9 @@ func next(t *testing.T, ch <-chan store.Event) store.Event {
 func TestAdvanceExpiresTTLKeyWithDeleteEvent(t *testing.T) {
 	start := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
 	s := newStore(t, memstore.WithClock(func() time.Time { return start }))
-	key := keys.Completer("default", "a")
+	key := keys.Agent("a")
 	kv := must(t)(s.Create(ctx(t), key, []byte("lock"), 1500*time.Millisecond))
-	ch := s.Watch(ctx(t), keys.Completers(""), kv.Version)
+	ch := s.Watch(ctx(t), keys.Agents(), kv.Version)
 	s.Advance(1900 * time.Millisecond) // TTLs round up to 2s
 	must(t)(s.Get(ctx(t), key))
 	s.Advance(100 * time.Millisecond)
@@ -73,7 +73,7 @@ func TestAdvanceExpiresTTLKeyWithDeleteEvent(t *testing.T) {
 
 func TestPutMakesTTLKeyPermanent(t *testing.T) {
 	s := newStore(t, memstore.WithClock(time.Now))
-	key := keys.Completer("default", "a")
+	key := keys.Agent("a")
 	must(t)(s.Create(ctx(t), key, nil, time.Second))
 	must(t)(s.Put(ctx(t), key, []byte("kept")))
 	s.Advance(time.Hour)

@@ -1,0 +1,174 @@
+// Package agent is the node agent ratchetd: it serves the thin plugin on a
+// unix socket (HTTP + JSON, see agentapi), holds one etcd connection, one
+// watch and the metadata sources per configuration, runs the reconcile loop
+// that wires links whose peers come later, and announces itself in etcd.
+package agent
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/ratchet-cni/ratchet/internal/agentapi"
+)
+
+// Options configure an agent.
+type Options struct {
+	// Socket is the unix socket to serve on (made 0600, in a 0700 dir).
+	Socket string
+	// Netconf is a netconf file whose configuration the agent starts with
+	// (its reconcile loop runs at once); empty: the first request's.
+	Netconf string
+	// Host overrides the netconfs' host.name.
+	Host string
+	// OnDemand: exit once the host has no ratchet pods and no requests
+	// came for IdleGrace.
+	OnDemand  bool
+	IdleGrace time.Duration
+	// Version is announced in etcd and answered to STATUS.
+	Version string
+	Log     *slog.Logger
+}
+
+// Agent is a running node agent.
+type Agent struct {
+	opts     Options
+	log      *slog.Logger
+	pairers  *pairers
+	started  time.Time
+	inflight atomic.Int64
+	lastReq  atomic.Int64 // unix nanoseconds
+	ctx      context.Context
+	wg       sync.WaitGroup
+}
+
+// Run serves until ctx ends (or, on demand, until the host is idle), then
+// stops the loops, closes the connections and removes the socket.
+func Run(ctx context.Context, o Options) error {
+	if o.Log == nil {
+		o.Log = slog.New(slog.DiscardHandler)
+	}
+	if o.IdleGrace == 0 {
+		o.IdleGrace = 5 * time.Second
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	a := &Agent{opts: o, log: o.Log, started: time.Now(), ctx: ctx}
+	a.lastReq.Store(time.Now().UnixNano())
+	a.pairers = &pairers{byID: map[[32]byte]*pairer{}, log: o.Log, host: o.Host, run: a.runPairer}
+	defer a.pairers.close()
+	ln, err := listen(o.Socket)
+	if err != nil {
+		return err
+	}
+	if o.Netconf != "" {
+		if err := a.startConfig(o.Netconf); err != nil {
+			ln.Close()
+			return err
+		}
+	}
+	srv := &http.Server{Handler: a.mux(), ReadHeaderTimeout: 5 * time.Second}
+	go func() { _ = srv.Serve(ln) }()
+	if o.OnDemand {
+		go a.exitWhenIdle(ctx, cancel)
+	}
+	a.log.Info("agent listening", "socket", o.Socket, "onDemand", o.OnDemand, "version", o.Version)
+	<-ctx.Done()
+	sctx, scancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+	defer scancel()
+	err = srv.Shutdown(sctx) // closes the listener, which removes the socket
+	a.log.Info("agent stopping", "err", err)
+	return nil
+}
+
+func (a *Agent) startConfig(path string) error {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return fmt.Errorf("read netconf: %w", err)
+	}
+	if _, err := a.pairers.get(data); err != nil {
+		return fmt.Errorf("netconf %s: %w", path, err)
+	}
+	return nil
+}
+
+// runPairer starts a new pairer's reconcile loop and registration.
+func (a *Agent) runPairer(p *pairer) {
+	ctx, stop := context.WithCancel(a.ctx)
+	p.stop = stop
+	go func() {
+		defer close(p.done)
+		var wg sync.WaitGroup
+		wg.Add(1)
+		go func() { defer wg.Done(); a.register(ctx, p) }()
+		_ = p.follower.Run(ctx)
+		wg.Wait()
+	}()
+}
+
+// listen opens the socket: 0600 in a 0700 directory. A socket file nobody
+// listens on (a killed agent's) is replaced; one with a live agent is an
+// error.
+func listen(socket string) (net.Listener, error) {
+	if err := os.MkdirAll(filepath.Dir(socket), 0o700); err != nil {
+		return nil, fmt.Errorf("socket directory: %w", err)
+	}
+	if c, err := net.DialTimeout("unix", socket, time.Second); err == nil {
+		c.Close()
+		return nil, fmt.Errorf("another agent listens on %s", socket)
+	}
+	if err := os.Remove(socket); err != nil && !errors.Is(err, os.ErrNotExist) {
+		return nil, fmt.Errorf("remove stale socket: %w", err)
+	}
+	ln, err := net.Listen("unix", socket)
+	if err != nil {
+		return nil, fmt.Errorf("listen on %s: %w", socket, err)
+	}
+	if err := os.Chmod(socket, 0o600); err != nil {
+		ln.Close()
+		return nil, fmt.Errorf("socket mode: %w", err)
+	}
+	return ln, nil
+}
+
+// exitWhenIdle ends an on-demand agent once no request came for IdleGrace
+// and no pairer has pods, pending links or pairing state on this host.
+func (a *Agent) exitWhenIdle(ctx context.Context, cancel context.CancelFunc) {
+	tick := time.NewTicker(time.Second)
+	defer tick.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+		}
+		quiet := time.Since(time.Unix(0, a.lastReq.Load())) > a.opts.IdleGrace
+		if a.inflight.Load() == 0 && quiet && a.hostIdle() {
+			a.log.Info("on-demand agent: no ratchet pods on this host; exiting")
+			cancel()
+			return
+		}
+	}
+}
+
+// hostIdle reports whether no pairer has pods, pending links or pairing
+// state files on this host.
+func (a *Agent) hostIdle() bool {
+	for _, p := range a.pairers.all() {
+		if st := p.follower.Stats(); st.Pods > 0 || st.Pending > 0 {
+			return false
+		}
+		if entries, _ := os.ReadDir(agentapi.StateDir(p.conf.CNIDir)); len(entries) > 0 {
+			return false
+		}
+	}
+	return true
+}

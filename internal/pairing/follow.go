@@ -1,0 +1,241 @@
+package pairing
+
+import (
+	"context"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/ratchet-cni/ratchet/internal/store"
+)
+
+// resyncEvery is how often the loop reconciles every namespace with pods
+// on this host even without events: claims that went stale and
+// pairTimeout are noticed by time, not by events.
+const resyncEvery = 5 * time.Second
+
+// Follower is the agent's reconcile loop for one Manager: one watch on the
+// prefix, every event only enqueues the namespace it touches, one worker
+// reconciles namespaces with pods on this host.
+type Follower struct {
+	m     *Manager
+	queue *queue
+	mu    sync.Mutex
+	// local are the pods recorded on this host, by namespace.
+	local map[string]map[string]bool
+	stats map[string]NamespaceStats
+}
+
+// NewFollower returns the reconcile loop of m; Run runs it.
+func (m *Manager) NewFollower() *Follower {
+	return &Follower{m: m, queue: newQueue(), local: map[string]map[string]bool{}, stats: map[string]NamespaceStats{}}
+}
+
+// Run lists this host's pods, reconciles them fully (the agent's start)
+// and then follows the prefix until ctx ends.
+func (f *Follower) Run(ctx context.Context) error {
+	done := make(chan struct{})
+	go func() { defer close(done); f.work(ctx) }()
+	defer func() { <-done }()
+	first := true
+	for ctx.Err() == nil {
+		var rev int64
+		err := retryUnavailable(ctx, func() error {
+			var err error
+			rev, err = f.list(ctx, first)
+			return err
+		})
+		if err != nil {
+			f.m.log.Warn("list pods", "err", err)
+			sleep(ctx, 2*time.Second)
+			continue
+		}
+		first = false
+		f.follow(ctx, rev)
+	}
+	return nil
+}
+
+// Stats sums the last reconciled figures of every namespace.
+func (f *Follower) Stats() NamespaceStats {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	var s NamespaceStats
+	for ns, pods := range f.local {
+		s.Pods += len(pods)
+		s.Links += f.stats[ns].Links
+		s.Pending += f.stats[ns].Pending
+	}
+	return s
+}
+
+// list reads every pod record, keeps this host's, and enqueues their
+// namespaces. It returns the revision to watch after.
+func (f *Follower) list(ctx context.Context, full bool) (int64, error) {
+	pods, rev, err := store.ListPods(ctx, f.m.kv, f.m.keys, "")
+	if err != nil {
+		return 0, err
+	}
+	local := map[string]map[string]bool{}
+	for _, e := range pods {
+		if e.Value.Host == f.m.conf.Host.Name {
+			if local[e.Value.Namespace] == nil {
+				local[e.Value.Namespace] = map[string]bool{}
+			}
+			local[e.Value.Namespace][e.Value.Name] = true
+		}
+	}
+	f.mu.Lock()
+	f.local = local
+	f.mu.Unlock()
+	if full {
+		f.queue.add("", false) // the DELs done without the agent first
+	}
+	f.enqueueLocal(full)
+	return rev, nil
+}
+
+func (f *Follower) enqueueLocal(full bool) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	for ns := range f.local {
+		f.queue.add(ns, full)
+	}
+}
+
+// follow watches the prefix after rev until the watch breaks or ctx ends.
+func (f *Follower) follow(ctx context.Context, rev int64) {
+	wctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	events := f.m.kv.Watch(wctx, f.m.keys.Prefix, rev)
+	tick := time.NewTicker(resyncEvery)
+	defer tick.Stop()
+	for {
+		select {
+		case ev, ok := <-events:
+			if !ok || ev.Err != nil {
+				return
+			}
+			f.apply(ev)
+		case <-tick.C:
+			f.queue.add("", false) // the tombstones
+			f.enqueueLocal(false)
+		case <-ctx.Done():
+			return
+		}
+	}
+}
+
+// apply notes a pod event and enqueues the namespace of any event that
+// may concern this host's pods.
+func (f *Follower) apply(ev store.Event) {
+	rest, ok := strings.CutPrefix(ev.KV.Key, f.m.keys.Prefix+"/")
+	if !ok {
+		return
+	}
+	parts := strings.SplitN(rest, "/", 3)
+	if len(parts) != 3 {
+		return
+	}
+	kind, ns, name := parts[0], parts[1], parts[2]
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if kind == "pods" {
+		var rec store.PodRecord
+		mine := ev.Type == store.Put && store.Decode(ev.KV, &rec) == nil && rec.Host == f.m.conf.Host.Name
+		switch {
+		case mine && f.local[ns] == nil:
+			f.local[ns] = map[string]bool{name: true}
+		case mine:
+			f.local[ns][name] = true
+		case f.local[ns] != nil:
+			delete(f.local[ns], name)
+			if len(f.local[ns]) == 0 {
+				delete(f.local, ns)
+				delete(f.stats, ns)
+			}
+		}
+	}
+	if f.local[ns] != nil && (kind == "pods" || kind == "links" || kind == "announce") {
+		f.queue.add(ns, false)
+	}
+}
+
+// work reconciles the namespaces taken from the queue ("" sweeps the
+// tombstones) until ctx ends.
+func (f *Follower) work(ctx context.Context) {
+	for {
+		ns, full, ok := f.queue.take(ctx)
+		if !ok {
+			return
+		}
+		if ns == "" {
+			if err := f.m.SweepTombstones(ctx); err != nil {
+				f.m.log.Warn("tombstones", "err", err)
+			}
+			continue
+		}
+		st, err := f.m.Reconcile(ctx, ns, full)
+		if err != nil {
+			f.m.log.Warn("reconcile", "namespace", ns, "err", err)
+		}
+		f.mu.Lock()
+		f.stats[ns] = st
+		f.mu.Unlock()
+	}
+}
+
+func sleep(ctx context.Context, d time.Duration) {
+	select {
+	case <-ctx.Done():
+	case <-time.After(d):
+	}
+}
+
+// queue is a set of namespaces to reconcile, each at most once however
+// many events name it; full sticks until the namespace is taken.
+type queue struct {
+	mu    sync.Mutex
+	order []string
+	set   map[string]bool // namespace -> full
+	ready chan struct{}
+}
+
+func newQueue() *queue {
+	return &queue{set: map[string]bool{}, ready: make(chan struct{}, 1)}
+}
+
+func (q *queue) add(ns string, full bool) {
+	q.mu.Lock()
+	if cur, ok := q.set[ns]; ok {
+		q.set[ns] = cur || full
+	} else {
+		q.set[ns] = full
+		q.order = append(q.order, ns)
+	}
+	q.mu.Unlock()
+	select {
+	case q.ready <- struct{}{}:
+	default:
+	}
+}
+
+func (q *queue) take(ctx context.Context) (string, bool, bool) {
+	for {
+		q.mu.Lock()
+		if len(q.order) > 0 {
+			ns := q.order[0]
+			q.order = q.order[1:]
+			full := q.set[ns]
+			delete(q.set, ns)
+			q.mu.Unlock()
+			return ns, full, true
+		}
+		q.mu.Unlock()
+		select {
+		case <-q.ready:
+		case <-ctx.Done():
+			return "", false, false
+		}
+	}
+}
