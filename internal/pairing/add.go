@@ -279,7 +279,7 @@ func (m *Manager) phases(op string) func(phase string) {
 	last := time.Now()
 	return func(phase string) {
 		now := time.Now()
-		m.log.Debug("phase", "op", op, "phase", phase, "took", now.Sub(last))
+		m.log.Debug("phase", "step", op, "phase", phase, "took", now.Sub(last))
 		last = now
 	}
 }

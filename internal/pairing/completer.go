@@ -83,7 +83,7 @@ func (m *Manager) spawnCompleter(job *Job) error {
 	if err := cmd.Start(); err != nil {
 		return fmt.Errorf("start %s: %w", self, err)
 	}
-	m.log.Info("completer started", "pid", cmd.Process.Pid, "container", job.ContainerID)
+	m.log.Info("completer started", "completerPid", cmd.Process.Pid)
 	return cmd.Process.Release()
 }
 
