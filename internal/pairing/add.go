@@ -65,7 +65,7 @@ func (m *Manager) Add(ctx context.Context, req *Request, prep *Prepared) error {
 	}
 	ctx, cancel := m.opContext(ctx)
 	defer cancel()
-	log := m.log.With("pod", podKey(pod.Namespace, pod.Name), "source", prep.src)
+	log := m.log.With("pod", podKey(pod.Namespace, pod.Name), "metadataSource", prep.src)
 	start := time.Now()
 	pending, err := m.add(ctx, req, pod)
 	if err != nil {
