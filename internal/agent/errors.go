@@ -9,6 +9,7 @@ import (
 	"github.com/ratchet-cni/ratchet/internal/metadata"
 	"github.com/ratchet-cni/ratchet/internal/pairing"
 	"github.com/ratchet-cni/ratchet/internal/store"
+	"github.com/ratchet-cni/ratchet/internal/wiring"
 )
 
 // CNI error codes the agent gives.
@@ -22,7 +23,7 @@ const (
 // place for codes (the plugin relays them):
 //   - 7 (invalid config): a netconf error, invalid metadata, a configuration
 //     that cannot work here, a link that conflicts with another or with an
-//     interface ratchet does not own;
+//     interface ratchet does not own, a vxlan MTU the parent cannot carry;
 //   - 11 (try again later): etcd or a metadata source unreachable, a
 //     deadline passed;
 //   - anything else is 999.
@@ -33,7 +34,7 @@ func toAPIError(err error) *agentapi.Error {
 	switch {
 	case errors.As(err, &cerr), errors.As(err, &merr), errors.Is(err, pairing.ErrBadConfig),
 		errors.Is(err, pairing.ErrConflict), errors.Is(err, store.ErrEndTaken),
-		errors.Is(err, store.ErrAPINotServed), errors.Is(err, store.ErrAuth):
+		errors.Is(err, store.ErrAPINotServed), errors.Is(err, store.ErrAuth), errors.Is(err, wiring.ErrMTU):
 		code = codeInvalidConfig
 	case errors.Is(err, store.ErrUnavailable), errors.Is(err, metadata.ErrSourceUnavailable),
 		errors.Is(err, context.DeadlineExceeded):

@@ -4,11 +4,13 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"testing"
 
 	"github.com/ratchet-cni/ratchet/internal/metadata"
 	"github.com/ratchet-cni/ratchet/internal/pairing"
 	"github.com/ratchet-cni/ratchet/internal/store"
+	"github.com/ratchet-cni/ratchet/internal/wiring"
 )
 
 func TestToAPIErrorGivesPairingCodes(t *testing.T) {
@@ -34,5 +36,15 @@ func TestToAPIErrorGivesPairingCodes(t *testing.T) {
 				t.Fatalf("toAPIError(%v) = %d %q, want code %d and the message kept", tc.err, got.Code, got.Msg, tc.code)
 			}
 		})
+	}
+}
+
+// A vxlan MTU above what the parent carries is bad configuration (code 7
+// naming mtu), though only the wiring can know it.
+func TestVxlanMTUAboveParentIsCode7NamingMTU(t *testing.T) {
+	err := fmt.Errorf("wire link in1 of default/a: vxlan in1: mtu 9000 above the maximum 1450: %w", wiring.ErrMTU)
+	got := toAPIError(err)
+	if got.Code != codeInvalidConfig || !strings.Contains(got.Msg, "mtu") {
+		t.Errorf("toAPIError = %d %q, want code 7 naming mtu", got.Code, got.Msg)
 	}
 }

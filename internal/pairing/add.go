@@ -65,7 +65,7 @@ func (m *Manager) Add(ctx context.Context, req *Request, prep *Prepared) error {
 	}
 	ctx, cancel := m.opContext(ctx)
 	defer cancel()
-	log := m.log.With("pod", podKey(pod.Namespace, pod.Name), "source", prep.src)
+	log := m.log.With("pod", podKey(pod.Namespace, pod.Name), "metadataSource", prep.src)
 	start := time.Now()
 	unlock := m.lockPod(pod.Namespace, pod.Name)
 	pending, err := m.add(ctx, req, pod)
@@ -272,7 +272,7 @@ func (m *Manager) phases(op string) func(phase string) {
 	last := time.Now()
 	return func(phase string) {
 		now := time.Now()
-		m.log.Debug("phase", "op", op, "phase", phase, "took", now.Sub(last))
+		m.log.Debug("phase", "step", op, "phase", phase, "took", now.Sub(last))
 		last = now
 	}
 }
