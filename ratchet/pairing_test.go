@@ -160,7 +160,7 @@ func assertOneLink(t *testing.T, p *testcluster.Pod, ifname string) {
 	t.Helper()
 	links := p.Links()
 	if len(links) != 2 || !strings.Contains(strings.Join(links, " "), ifname) {
-		t.Fatalf("pod %s has links %v, want eth0 and %s", p.Name, links, ifname)
+		t.Fatalf("pod %s has links %v, want eth0 and %s\n%s", p.Name, links, ifname, p.H.LogTail())
 	}
 }
 

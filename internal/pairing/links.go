@@ -181,11 +181,8 @@ func (m *Manager) claim(ctx context.Context, kv store.Store, v *view, w wanted, 
 		rec.Blocked, rec.State, rec.Reason = conflict.Owner, store.LinkFailed, conflict.Error()
 	}
 	if !exists {
-		kvr, cerr := store.CreateJSON(ctx, kv, key, rec, 0)
-		if cerr == nil {
-			v.setLink(rec, kvr.Version)
-		} else if !errors.Is(cerr, store.ErrExists) {
-			return wrapLink(w.rec.ID, "create", cerr)
+		if err := m.createLink(ctx, kv, v, key, rec); err != nil {
+			return err
 		}
 	} else {
 		out, ver, uerr := store.Update(ctx, kv, key, func(r *store.LinkRecord) error {
@@ -199,6 +196,27 @@ func (m *Manager) claim(ctx context.Context, kv store.Store, v *view, w wanted, 
 	}
 	if conflict != nil {
 		return fmt.Errorf("link %s: %w: %w", w.rec.ID, ErrConflict, conflict)
+	}
+	return nil
+}
+
+// createLink creates a link's record; when the peer created it first, the
+// view takes the peer's record (a view without it would take the link for
+// removed and leave it unwired).
+func (m *Manager) createLink(ctx context.Context, kv store.Store, v *view, key string, rec store.LinkRecord) error {
+	kvr, err := store.CreateJSON(ctx, kv, key, rec, 0)
+	if err == nil {
+		v.setLink(rec, kvr.Version)
+		return nil
+	}
+	if !errors.Is(err, store.ErrExists) {
+		return wrapLink(rec.ID, "create", err)
+	}
+	cur, ver, err := store.GetLink(ctx, kv, m.keys, v.ns, rec.ID)
+	if err == nil {
+		v.setLink(cur, ver)
+	} else if !errors.Is(err, store.ErrNotFound) {
+		return wrapLink(rec.ID, "read", err)
 	}
 	return nil
 }

@@ -217,7 +217,9 @@ func (p *Pod) Ping(addr string) error {
 func (p *Pod) Links() []string {
 	var names []string
 	for _, line := range strings.Split(p.MustExec("ip", "-o", "link", "show"), "\n") {
-		if f := strings.SplitN(line, ": ", 3); len(f) >= 2 {
+		// Only "N: name…" lines: iproute2's warnings ("Error: Peer netns
+		// reference is invalid.") come on stderr, mixed in.
+		if f := strings.SplitN(line, ": ", 3); len(f) >= 2 && f[0] != "" && strings.Trim(f[0], "0123456789") == "" {
 			if name, _, _ := strings.Cut(f[1], "@"); name != "lo" {
 				names = append(names, name)
 			}
