@@ -101,7 +101,7 @@ func TestCrossHostPairWiredInBothOrders(t *testing.T) {
 				second.MustAdd()
 				returned := time.Now()
 				if !testcluster.WaitFor(10*time.Second, func() bool { return first.HasLink(ifOf(first), "192.0.2.") }) {
-					t.Fatalf("first side's completer did not build its end\n%s", first.H.LogTail())
+					t.Fatalf("first side's agent did not build its end\n%s", first.H.LogTail())
 				}
 				t.Logf("first side's end up %v after the second ADD returned", time.Since(returned))
 				assertSeedPairWired(t, a, b)

@@ -22,7 +22,7 @@ func TestEtcdMemberLostMidChainPairingGoesOn(t *testing.T) {
 				pods[i] = c.NewPod(c.Hosts[i/2], m.Name) // centosa, quagga-a on host 0
 			}
 			// quagga-a first: its cross-host link to quagga-b waits in a
-			// completer while the member goes.
+			// agent while the member goes.
 			pods[1].MustAdd()
 			pods[0].MustAdd()
 			lead := ec.Leader()
