@@ -156,7 +156,7 @@ func netnsHandle(path string) (*netlink.Handle, error) {
 }
 
 // BenchmarkCrossHostCompletion measures (4) the time from the second side's
-// ADD return until the first side's completer has its vxlan end up.
+// ADD return until the first side's agent has its vxlan end up.
 func BenchmarkCrossHostCompletion(b *testing.B) {
 	for range b.N {
 		c := testcluster.New(b, "v3", 2)
@@ -171,7 +171,7 @@ func BenchmarkCrossHostCompletion(b *testing.B) {
 			returned := time.Now()
 			for !linkIsUp(p.Netns, "in1") {
 				if time.Since(returned) > 10*time.Second {
-					b.Fatalf("completer never built its end\n%s", c.Hosts[0].LogTail())
+					b.Fatalf("agent never built its end\n%s", c.Hosts[0].LogTail())
 				}
 				time.Sleep(200 * time.Microsecond)
 			}

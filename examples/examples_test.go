@@ -26,6 +26,7 @@ var wantManifests = []string{
 	"installer-daemonset.yaml",
 	"pods-pair.yaml",
 	"pods-router-chain.yaml",
+	"ratchetd-daemonset.yaml",
 }
 
 func readFile(t *testing.T, name string) []byte {

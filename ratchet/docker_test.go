@@ -86,6 +86,7 @@ func TestUnlabelledContainerNeverTouchesEtcd(t *testing.T) {
 	var pid int
 	fmt.Sscan(pidOut, &pid)
 	p := c.Hosts[0].ContainerPod("plain", id, pid)
+	c.Hosts[0].StartAgent() // the agent's one connection is not the pod's
 	before := c.Hosts[0].Fwd.Conns.Load()
 	p.MustAdd()
 	p.MustDel()

@@ -125,6 +125,7 @@ func TestNonRatchetPodNeverTouchesEtcd(t *testing.T) {
 	h := c.Hosts[0]
 	p := h.NewPod("plain")
 	p.RT.Args = [][2]string{{"IgnoreUnknown", "1"}} // no pod name: nothing to look up
+	h.StartAgent()                                  // the agent's one connection is not the pod's
 	before := h.Fwd.Conns.Load()
 	p.MustAdd()
 	if err := p.Check(); err != nil {

@@ -101,7 +101,7 @@ func TestCrossHostPairWiredInBothOrders(t *testing.T) {
 				second.MustAdd()
 				returned := time.Now()
 				if !testcluster.WaitFor(10*time.Second, func() bool { return first.HasLink(ifOf(first), "192.0.2.") }) {
-					t.Fatalf("first side's completer did not build its end\n%s", first.H.LogTail())
+					t.Fatalf("first side's agent did not build its end\n%s", first.H.LogTail())
 				}
 				t.Logf("first side's end up %v after the second ADD returned", time.Since(returned))
 				assertSeedPairWired(t, a, b)
@@ -160,7 +160,7 @@ func assertOneLink(t *testing.T, p *testcluster.Pod, ifname string) {
 	t.Helper()
 	links := p.Links()
 	if len(links) != 2 || !strings.Contains(strings.Join(links, " "), ifname) {
-		t.Fatalf("pod %s has links %v, want eth0 and %s", p.Name, links, ifname)
+		t.Fatalf("pod %s has links %v, want eth0 and %s\n%s", p.Name, links, ifname, p.H.LogTail())
 	}
 }
 

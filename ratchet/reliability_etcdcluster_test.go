@@ -21,8 +21,8 @@ func TestEtcdMemberLostMidChainPairingGoesOn(t *testing.T) {
 				c.Announce(m)
 				pods[i] = c.NewPod(c.Hosts[i/2], m.Name) // centosa, quagga-a on host 0
 			}
-			// quagga-a first: its cross-host link to quagga-b waits in a
-			// completer while the member goes.
+			// quagga-a first: its cross-host link to quagga-b waits in
+			// its host's agent while the member goes.
 			pods[1].MustAdd()
 			pods[0].MustAdd()
 			lead := ec.Leader()

@@ -74,7 +74,7 @@ func TestPluginKilledMidAddLeavesNothingAfterDelAndPairRewires(t *testing.T) {
 			if order == "del-then-readd" {
 				hub.MustDel()
 				if n := countLinks(t, c.Cluster, namesContainer(hub.RT.ContainerID)); n > 0 {
-					t.Errorf("DEL of the killed ADD left %d link records naming its container", n)
+					t.Errorf("DEL of the killed ADD left %d link records naming its container\n%s", n, h.LogTail())
 				}
 				if n := leases(t, h); n != 1 {
 					t.Errorf("%d leases after DEL of the killed ADD, want only the spoke's", n)

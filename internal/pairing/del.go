@@ -167,7 +167,8 @@ func (m *Manager) removeLinks(ctx context.Context, st localState, names []string
 }
 
 // Check verifies that every link end recorded as up for this container
-// exists in its netns with the recorded kind, addresses and MTU.
+// exists in its netns with the recorded kind, VNI, vxlan remote, addresses
+// and MTU.
 func (m *Manager) Check(ctx context.Context, req *Request) error {
 	st, ok := m.readLocal(req.ContainerID)
 	if !ok {
@@ -205,6 +206,9 @@ func (m *Manager) checkEnd(ctx context.Context, netns string, rec *store.LinkRec
 	}
 	if info.Kind != kind || (kind == "vxlan" && info.VNI != int(rec.VNI)) {
 		return fmt.Errorf("link %s: %s is a %s (VNI %d), recorded as %s (VNI %d)", rec.ID, mine.IfName, info.Kind, info.VNI, kind, rec.VNI)
+	}
+	if kind == "vxlan" && mine.Remote != "" && (info.Remote == nil || info.Remote.String() != mine.Remote) {
+		return fmt.Errorf("link %s: %s points to %v, recorded remote %s", rec.ID, mine.IfName, info.Remote, mine.Remote)
 	}
 	if mine.IP != "" && !info.HasAddress(mine.IP) {
 		return fmt.Errorf("link %s: %s has addresses %v, recorded %s", rec.ID, mine.IfName, info.Addresses, mine.IP)

@@ -67,6 +67,13 @@ func (w *fakeWire) foreign(netns, name string) {
 	w.nets[netns][name] = &fakeIface{kind: "foreign"}
 }
 
+// readdress changes an interface's addresses behind ratchet's back.
+func (w *fakeWire) readdress(netns, name string, addrs ...string) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.nets[netns][name].addrs = addrs
+}
+
 // get returns a copy of an interface, if it exists.
 func (w *fakeWire) get(netns, name string) (fakeIface, bool) {
 	w.mu.Lock()

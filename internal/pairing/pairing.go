@@ -97,6 +97,15 @@ func (m *Manager) WithLog(log *slog.Logger) *Manager {
 // reconcile loop).
 type podLocks struct{ m sync.Map }
 
+// tryLockPod takes the lock of pod ns/name if it is free.
+func (m *Manager) tryLockPod(ns, name string) (func(), bool) {
+	mu, _ := m.locks.m.LoadOrStore(podKey(ns, name), &sync.Mutex{})
+	if !mu.(*sync.Mutex).TryLock() {
+		return nil, false
+	}
+	return mu.(*sync.Mutex).Unlock, true
+}
+
 // lockPod takes the lock of pod ns/name and returns its release.
 func (m *Manager) lockPod(ns, name string) func() {
 	mu, _ := m.locks.m.LoadOrStore(podKey(ns, name), &sync.Mutex{})

@@ -17,7 +17,7 @@ type versioned[T any] struct {
 
 // view is one pod's picture of its namespace: the link and pod records with
 // their versions, as of store revision rev. ADD takes one snapshot; the
-// completer keeps it current from its watch instead of re-reading.
+// ADD waiting on claims keeps it current from its watch instead of re-reading.
 type view struct {
 	mu    sync.Mutex
 	ns    string

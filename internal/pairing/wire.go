@@ -40,7 +40,10 @@ func (m *Manager) settleOne(ctx context.Context, kv store.Store, v *view, me *st
 		var err error
 		switch st {
 		case stepVeth:
-			err = m.buildVeth(ctx, kv, v, me, id)
+			err = m.buildVethAs(ctx, kv, v, me, id, r)
+			if errors.Is(err, errPeerBusy) {
+				return stepPending, nil // the peer's own ADD or DEL decides
+			}
 		case stepVxlan:
 			err = m.buildVxlanEnd(ctx, kv, v, me, id)
 		default:
@@ -62,6 +65,39 @@ func (m *Manager) settleOne(ctx context.Context, kv store.Store, v *view, me *st
 		v.setLink(rec, ver)
 	}
 	return stepPending, fmt.Errorf("link %s: too much contention on its record", id)
+}
+
+// errPeerBusy: the reconcile loop leaves a veth alone while the peer pod
+// is being added or deleted, or when its record changed.
+var errPeerBusy = errors.New("peer pod busy or changed")
+
+// buildVethAs is buildVeth; the reconcile loop (roleAgent), which holds
+// only its own pod's lock, also takes the peer's (without waiting) and
+// makes sure the peer is still the one in its view, so that it never
+// builds into the netns of a pod whose DEL runs or ran.
+func (m *Manager) buildVethAs(ctx context.Context, kv store.Store, v *view, me *store.PodRecord, id string, r role) error {
+	if r != roleAgent {
+		return m.buildVeth(ctx, kv, v, me, id)
+	}
+	l, _ := v.link(id)
+	_, theirs := l.val.EndsOf(me.Name)
+	peerV, _ := v.pod(theirs.Pod)
+	unlock, ok := m.tryLockPod(me.Namespace, theirs.Pod)
+	if !ok {
+		return errPeerBusy
+	}
+	defer unlock()
+	cur, _, err := store.GetPod(ctx, kv, m.keys, me.Namespace, theirs.Pod)
+	if errors.Is(err, store.ErrNotFound) || err == nil && cur.ContainerID != peerV.val.ContainerID {
+		return errPeerBusy
+	}
+	if err != nil {
+		return fmt.Errorf("read record of peer %s: %w", theirs.Pod, err)
+	}
+	if _, ok := m.readLocal(cur.ContainerID); !ok {
+		return errPeerBusy // its DEL ran here
+	}
+	return m.buildVeth(ctx, kv, v, me, id)
 }
 
 // buildVeth claims the link with a CAS, builds the veth for both pods and

@@ -77,7 +77,8 @@ func (c *Cluster) KillAgents() {
 
 // StartAgent runs ratchetd for the host by hand (as a DaemonSet would: not
 // on demand) in the host's netns, with the host's netconf, and waits until
-// it answers. The host's cleanup kills it.
+// it answers and has announced itself in etcd (its connection is up). The
+// host's cleanup kills it.
 func (h *Host) StartAgent() {
 	t := h.c.t
 	t.Helper()
@@ -103,5 +104,11 @@ func (h *Host) StartAgent() {
 		return client.Call(context.Background(), agentapi.PathPing, struct{}{}, nil) == nil
 	}) {
 		t.Fatalf("ratchetd on %s does not answer\n%s", h.Name, h.LogTail())
+	}
+	if !WaitFor(10*time.Second, func() bool {
+		_, err := h.c.KV.Get(context.Background(), h.c.Keys.Agent(h.Name))
+		return err == nil
+	}) {
+		t.Fatalf("ratchetd on %s does not announce itself\n%s", h.Name, h.LogTail())
 	}
 }

@@ -22,7 +22,7 @@ import (
 // until they are configured; none may outlive a CNI command.
 const tempLinkPrefix = "rtw"
 
-// AssertNoLeftovers is AssertNothingLeft (records, completers, leases,
+// AssertNoLeftovers is AssertNothingLeft (records, leases,
 // caches) plus the links, for the end of a test after the final DEL: each
 // host netns holds only ul0 and the host's bridge, each given pod's netns
 // (if it still exists) holds nothing but lo, and no netns of the cluster

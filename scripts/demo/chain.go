@@ -43,7 +43,7 @@ func (d *demo) announce(ctx context.Context) error {
 func (d *demo) addPods(ctx context.Context) error {
 	a, b := d.hosts[0], d.hosts[1]
 	// quagga-a comes last: its ADD wires centosa's link (same host) and its
-	// own vxlan end; quagga-b's completer then builds the other end.
+	// own vxlan end; quagga-b's agent then builds the other end.
 	for _, p := range []*pod{{name: "centosa", host: a}, {name: "centosb", host: b}, {name: "quagga-b", host: b}, {name: "quagga-a", host: a}} {
 		p.netns = fmt.Sprintf("rdemo-%s-%s", d.id, p.name)
 		if _, err := sh(ctx, nil, "ip", "netns", "add", p.netns); err != nil {
@@ -81,7 +81,7 @@ func (d *demo) logTail(h *host) string {
 }
 
 // waitWired waits until n links are wired (the cross-host link's first end
-// is built by a completer, right after the second ADD).
+// is built by the first host's agent, right after the second ADD).
 func (d *demo) waitWired(ctx context.Context, n int, max time.Duration) error {
 	kv, err := d.store()
 	if err != nil {
