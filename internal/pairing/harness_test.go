@@ -196,6 +196,12 @@ func declaring(name string, links ...metadata.Link) map[string]string {
 	return l
 }
 
+// seedPods makes the seed's primary pod on hostP and pair pod on hostQ.
+func (h *harness) seedPods(hostP, hostQ string) (p, q *pod) {
+	pl, ql := seedLabels()
+	return h.newPod(hostP, "c-primary", pl), h.newPod(hostQ, "c-pair", ql)
+}
+
 // seedLabels are the seed's label files: primary declares in1 → pair's in2;
 // pair only waits for it.
 func seedLabels() (primary, pair map[string]string) {

@@ -52,116 +52,99 @@ func expectNothingLeft(t *testing.T, h *harness, pods ...*pod) {
 }
 
 func TestSameHostPairWiresOneVethInEitherOrder(t *testing.T) {
-	for _, primaryFirst := range []bool{true, false} {
-		name := map[bool]string{true: "primary first", false: "pair first"}[primaryFirst]
-		t.Run(name, func(t *testing.T) {
-			h := newHarness(t)
-			pl, ql := seedLabels()
-			p, q := h.newPod("h1", "c-primary", pl), h.newPod("h1", "c-pair", ql)
-			order := []*pod{p, q}
-			if !primaryFirst {
-				order = []*pod{q, p}
+	forBothOrders(t, "primary first", "pair first", func(t *testing.T, primaryFirst bool) {
+		h := newHarness(t)
+		p, q := h.seedPods("h1", "h1")
+		order := inOrder(primaryFirst, p, q)
+		mustAdd(t, h, order[0])
+		if rec := h.link("primary-pod", "in1", "pair-pod", "in2"); rec.State != store.LinkPending {
+			t.Fatalf("after the first ADD the link is %q, want pending", rec.State)
+		}
+		mustAdd(t, h, order[1])
+		rec := h.link("primary-pod", "in1", "pair-pod", "in2")
+		if rec.State != store.LinkWired || !rec.A.Up || !rec.B.Up || rec.VNI != 0 {
+			t.Fatalf("link = %+v, want wired veth with both ends up", rec)
+		}
+		in1, ok1 := h.wire.get(p.netns, "in1")
+		in2, ok2 := h.wire.get(q.netns, "in2")
+		if !ok1 || !ok2 || in1.kind != "veth" || in1.owner != rec.ID || in2.owner != rec.ID {
+			t.Fatalf("interfaces in1 %+v (%v), in2 %+v (%v): want a veth owned by %s", in1, ok1, in2, ok2, rec.ID)
+		}
+		if !slices.Equal(in1.addrs, []string{"192.168.2.100/24"}) || !slices.Equal(in2.addrs, []string{"192.168.2.101/24"}) {
+			t.Errorf("addresses %v / %v", in1.addrs, in2.addrs)
+		}
+		for _, x := range []*pod{p, q} {
+			if err := h.check(x); err != nil {
+				t.Errorf("CHECK %s: %v", x.id, err)
 			}
-			mustAdd(t, h, order[0])
-			if rec := h.link("primary-pod", "in1", "pair-pod", "in2"); rec.State != store.LinkPending {
-				t.Fatalf("after the first ADD the link is %q, want pending", rec.State)
-			}
-			mustAdd(t, h, order[1])
-			rec := h.link("primary-pod", "in1", "pair-pod", "in2")
-			if rec.State != store.LinkWired || !rec.A.Up || !rec.B.Up || rec.VNI != 0 {
-				t.Fatalf("link = %+v, want wired veth with both ends up", rec)
-			}
-			in1, ok1 := h.wire.get(p.netns, "in1")
-			in2, ok2 := h.wire.get(q.netns, "in2")
-			if !ok1 || !ok2 || in1.kind != "veth" || in1.owner != rec.ID || in2.owner != rec.ID {
-				t.Fatalf("interfaces in1 %+v (%v), in2 %+v (%v): want a veth owned by %s", in1, ok1, in2, ok2, rec.ID)
-			}
-			if !slices.Equal(in1.addrs, []string{"192.168.2.100/24"}) || !slices.Equal(in2.addrs, []string{"192.168.2.101/24"}) {
-				t.Errorf("addresses %v / %v", in1.addrs, in2.addrs)
-			}
-			for _, x := range []*pod{p, q} {
-				if err := h.check(x); err != nil {
-					t.Errorf("CHECK %s: %v", x.id, err)
-				}
-			}
-			mustDel(t, h, order[0])
-			if rec := h.link("primary-pod", "in1", "pair-pod", "in2"); rec.State != store.LinkPending || rec.A.Up || rec.B.Up {
-				t.Errorf("after one DEL the link is %+v, want pending with both ends down", rec)
-			}
-			mustDel(t, h, order[1])
-			mustDel(t, h, order[1]) // DEL twice is fine
-			expectNothingLeft(t, h, p, q)
-		})
-	}
+		}
+		mustDel(t, h, order[0])
+		if rec := h.link("primary-pod", "in1", "pair-pod", "in2"); rec.State != store.LinkPending || rec.A.Up || rec.B.Up {
+			t.Errorf("after one DEL the link is %+v, want pending with both ends down", rec)
+		}
+		mustDel(t, h, order[1])
+		mustDel(t, h, order[1]) // DEL twice is fine
+		expectNothingLeft(t, h, p, q)
+	})
 }
 
 func TestCrossHostPairCompletesWhicheverComesFirst(t *testing.T) {
-	for _, primaryFirst := range []bool{true, false} {
-		name := map[bool]string{true: "declarer first", false: "non-declarer first"}[primaryFirst]
-		t.Run(name, func(t *testing.T) {
-			h := newHarness(t)
-			pl, ql := seedLabels()
-			p, q := h.newPod("h1", "c-primary", pl), h.newPod("h2", "c-pair", ql)
-			order := []*pod{p, q}
-			if !primaryFirst {
-				order = []*pod{q, p}
-			}
-			mustAdd(t, h, order[0])
-			mustAdd(t, h, order[1])
-			rec := h.waitState("primary-pod", "in1", "pair-pod", "in2", store.LinkWired)
-			h.waitState("primary-pod", "in1", "pair-pod", "in2", store.LinkWired)
-			in1, ok1 := h.wire.get(p.netns, "in1")
-			in2, ok2 := h.wire.get(q.netns, "in2")
-			if !ok1 || !ok2 || in1.kind != "vxlan" || in1.vni != int(rec.VNI) || in2.vni != int(rec.VNI) || rec.VNI < VNIMin {
-				t.Fatalf("ends %+v / %+v, record VNI %d: want vxlan ends with the record's VNI", in1, in2, rec.VNI)
-			}
-			if mine, peer := rec.EndsOf("primary-pod"); mine.Remote != hostAddr("h2") || peer.Remote != hostAddr("h1") {
-				t.Errorf("remotes %s / %s, want each other's host", mine.Remote, peer.Remote)
-			}
-			mustDel(t, h, p)
-			mustDel(t, h, q)
-			expectNothingLeft(t, h, p, q)
-		})
-	}
+	forBothOrders(t, "declarer first", "non-declarer first", func(t *testing.T, primaryFirst bool) {
+		h := newHarness(t)
+		p, q := h.seedPods("h1", "h2")
+		order := inOrder(primaryFirst, p, q)
+		mustAdd(t, h, order[0])
+		mustAdd(t, h, order[1])
+		rec := h.waitState("primary-pod", "in1", "pair-pod", "in2", store.LinkWired)
+		h.waitState("primary-pod", "in1", "pair-pod", "in2", store.LinkWired)
+		in1, ok1 := h.wire.get(p.netns, "in1")
+		in2, ok2 := h.wire.get(q.netns, "in2")
+		if !ok1 || !ok2 || in1.kind != "vxlan" || in1.vni != int(rec.VNI) || in2.vni != int(rec.VNI) || rec.VNI < VNIMin {
+			t.Fatalf("ends %+v / %+v, record VNI %d: want vxlan ends with the record's VNI", in1, in2, rec.VNI)
+		}
+		if mine, peer := rec.EndsOf("primary-pod"); mine.Remote != hostAddr("h2") || peer.Remote != hostAddr("h1") {
+			t.Errorf("remotes %s / %s, want each other's host", mine.Remote, peer.Remote)
+		}
+		mustDel(t, h, p)
+		mustDel(t, h, q)
+		expectNothingLeft(t, h, p, q)
+	})
 }
 
 func TestLinkNeverDeletesAnInterfaceItDoesNotOwn(t *testing.T) {
-	for _, primaryFirst := range []bool{true, false} {
-		name := map[bool]string{true: "declarer first", false: "holder first"}[primaryFirst]
-		t.Run(name, func(t *testing.T) {
-			h := newHarness(t)
-			pl, ql := seedLabels()
-			p, q := h.newPod("h1", "c-primary", pl), h.newPod("h1", "c-pair", ql)
-			h.wire.foreign(q.netns, "in2") // another plugin's in2 in the peer
-			var err error
-			if primaryFirst {
-				mustAdd(t, h, p)
-				err = h.add(q) // q builds: its own name is taken
-			} else {
-				mustAdd(t, h, q)
-				err = h.add(p) // p builds: the peer's name is taken
+	forBothOrders(t, "declarer first", "holder first", func(t *testing.T, primaryFirst bool) {
+		h := newHarness(t)
+		pl, ql := seedLabels()
+		p, q := h.newPod("h1", "c-primary", pl), h.newPod("h1", "c-pair", ql)
+		h.wire.foreign(q.netns, "in2") // another plugin's in2 in the peer
+		var err error
+		if primaryFirst {
+			mustAdd(t, h, p)
+			err = h.add(q) // q builds: its own name is taken
+		} else {
+			mustAdd(t, h, q)
+			err = h.add(p) // p builds: the peer's name is taken
+		}
+		if i, ok := h.wire.get(q.netns, "in2"); !ok || i.ours {
+			t.Fatalf("the foreign in2 was removed or replaced: %+v, %v", i, ok)
+		}
+		rec := h.link("primary-pod", "in1", "pair-pod", "in2")
+		if primaryFirst {
+			if !errors.Is(err, ErrConflict) || !strings.Contains(err.Error(), "in2") || !strings.Contains(err.Error(), "did not create") {
+				t.Fatalf("ADD of the holder = %v, want a conflict naming in2 and its holder", err)
 			}
-			if i, ok := h.wire.get(q.netns, "in2"); !ok || i.ours {
-				t.Fatalf("the foreign in2 was removed or replaced: %+v, %v", i, ok)
-			}
-			rec := h.link("primary-pod", "in1", "pair-pod", "in2")
-			if primaryFirst {
-				if !errors.Is(err, ErrConflict) || !strings.Contains(err.Error(), "in2") || !strings.Contains(err.Error(), "did not create") {
-					t.Fatalf("ADD of the holder = %v, want a conflict naming in2 and its holder", err)
-				}
-			} else if err != nil || rec.State != store.LinkFailed || !strings.Contains(rec.Reason, "did not create") {
-				t.Fatalf("ADD of the declarer = %v, link %q %q: want success and the link failed naming the holder", err, rec.State, rec.Reason)
-			}
-			if _, ok := h.wire.get(p.netns, "in1"); ok {
-				t.Error("a half link in1 was left in the declarer")
-			}
-			_ = h.del(p)
-			_ = h.del(q)
-			if _, ok := h.wire.get(q.netns, "in2"); !ok {
-				t.Fatal("DEL removed the foreign in2")
-			}
-		})
-	}
+		} else if err != nil || rec.State != store.LinkFailed || !strings.Contains(rec.Reason, "did not create") {
+			t.Fatalf("ADD of the declarer = %v, link %q %q: want success and the link failed naming the holder", err, rec.State, rec.Reason)
+		}
+		if _, ok := h.wire.get(p.netns, "in1"); ok {
+			t.Error("a half link in1 was left in the declarer")
+		}
+		_ = h.del(p)
+		_ = h.del(q)
+		if _, ok := h.wire.get(q.netns, "in2"); !ok {
+			t.Fatal("DEL removed the foreign in2")
+		}
+	})
 }
 
 func TestDelegatesInterfaceNamesAreRejected(t *testing.T) {
@@ -254,12 +237,11 @@ func TestLinkOfAnEarlierIncarnationIsNotWiredAgain(t *testing.T) {
 
 func TestPodRecreatedOnTheSameHostIsRepaired(t *testing.T) {
 	h := newHarness(t)
-	pl, ql := seedLabels()
-	p, q := h.newPod("h1", "c-primary", pl), h.newPod("h1", "c-pair", ql)
+	p, q := h.seedPods("h1", "h1")
 	mustAdd(t, h, p)
 	mustAdd(t, h, q)
 	h.wire.dropNetns(q.netns) // the runtime re-creates the sandbox without DEL
-	q2 := h.newPod("h1", "c-pair-2", ql)
+	q2 := h.newPod("h1", "c-pair-2", q.labels)
 	mustAdd(t, h, q2)
 	rec := h.link("primary-pod", "in1", "pair-pod", "in2")
 	if mine, _ := rec.EndsOf("pair-pod"); rec.State != store.LinkWired || mine.ContainerID != "c-pair-2" {
@@ -295,8 +277,7 @@ func TestDelRacingAddConvergesToNothing(t *testing.T) {
 
 func TestGCReleasesLinksOfPodsWithoutRecords(t *testing.T) {
 	h := newHarness(t)
-	pl, ql := seedLabels()
-	p, q := h.newPod("h1", "c-primary", pl), h.newPod("h1", "c-pair", ql)
+	p, q := h.seedPods("h1", "h1")
 	mustAdd(t, h, p)
 	mustAdd(t, h, q)
 	// A crashed teardown: the pod record is gone, its link still wired.
@@ -328,8 +309,7 @@ func TestEtcdDownAtAddIsTryAgainAndLeavesNothing(t *testing.T) {
 
 func TestEtcdDownAtDelStillRemovesTheLinkEnds(t *testing.T) {
 	h := newHarness(t)
-	pl, ql := seedLabels()
-	p, q := h.newPod("h1", "c-primary", pl), h.newPod("h1", "c-pair", ql)
+	p, q := h.seedPods("h1", "h1")
 	mustAdd(t, h, p)
 	mustAdd(t, h, q)
 	h.kv.SetUnavailable(true)
@@ -347,8 +327,7 @@ func TestEtcdDownAtDelStillRemovesTheLinkEnds(t *testing.T) {
 
 func TestCheckFindsAnEndThatDiffersFromItsRecord(t *testing.T) {
 	h := newHarness(t)
-	pl, ql := seedLabels()
-	p, q := h.newPod("h1", "c-primary", pl), h.newPod("h1", "c-pair", ql)
+	p, q := h.seedPods("h1", "h1")
 	mustAdd(t, h, p)
 	mustAdd(t, h, q)
 	h.wire.readdress(p.netns, "in1", "192.168.2.99/24")
@@ -395,8 +374,7 @@ func TestStatusReportsTheStore(t *testing.T) {
 
 func TestDelWithCorruptStateFindsThePodByItsContainer(t *testing.T) {
 	h := newHarness(t)
-	pl, ql := seedLabels()
-	p, q := h.newPod("h1", "c-primary", pl), h.newPod("h1", "c-pair", ql)
+	p, q := h.seedPods("h1", "h1")
 	mustAdd(t, h, p)
 	mustAdd(t, h, q)
 	m := h.manager("h1")
@@ -416,8 +394,7 @@ func TestDelWithCorruptStateFindsThePodByItsContainer(t *testing.T) {
 
 func TestGCTearsDownAttachmentsTheRuntimeNoLongerHas(t *testing.T) {
 	h := newHarness(t)
-	pl, ql := seedLabels()
-	p, q := h.newPod("h1", "c-primary", pl), h.newPod("h1", "c-pair", ql)
+	p, q := h.seedPods("h1", "h1")
 	mustAdd(t, h, p)
 	mustAdd(t, h, q)
 	m := h.manager("h1")
@@ -438,16 +415,15 @@ func TestGCTearsDownAttachmentsTheRuntimeNoLongerHas(t *testing.T) {
 
 func TestCrossHostPeerRecreatedElsewhereIsWiredToItsNewHost(t *testing.T) {
 	h := newHarness(t)
-	pl, ql := seedLabels()
-	p, q := h.newPod("h1", "c-primary", pl), h.newPod("h2", "c-pair", ql)
+	p, q := h.seedPods("h1", "h2")
 	mustAdd(t, h, p)
 	mustAdd(t, h, q)
 	h.waitState("primary-pod", "in1", "pair-pod", "in2", store.LinkWired)
 	mustDel(t, h, q)
-	q2 := h.newPod("h3", "c-pair-2", ql)
+	q2 := h.newPod("h3", "c-pair-2", q.labels)
 	mustAdd(t, h, q2)
 	mustDel(t, h, p) // the survivor's re-ADD re-points its end (before the agent)
-	p2 := h.newPod("h1", "c-primary-2", pl)
+	p2 := h.newPod("h1", "c-primary-2", p.labels)
 	mustAdd(t, h, p2)
 	rec := h.waitState("primary-pod", "in1", "pair-pod", "in2", store.LinkWired)
 	if mine, _ := rec.EndsOf("primary-pod"); mine.Remote != hostAddr("h3") {
@@ -468,4 +444,20 @@ func TestPendingLinkFailsAtPairTimeout(t *testing.T) {
 	// The agent still wires it when the peer comes later.
 	mustAdd(t, h, h.newPod("h1", "c-pair", ql))
 	h.waitState("primary-pod", "in1", "pair-pod", "in2", store.LinkWired)
+}
+
+// forBothOrders runs fn as two subtests: the primary pod added first
+// (named first), then the pair pod (named second).
+func forBothOrders(t *testing.T, first, second string, fn func(t *testing.T, primaryFirst bool)) {
+	t.Helper()
+	t.Run(first, func(t *testing.T) { fn(t, true) })
+	t.Run(second, func(t *testing.T) { fn(t, false) })
+}
+
+// inOrder is p, q, or q, p.
+func inOrder(primaryFirst bool, p, q *pod) []*pod {
+	if primaryFirst {
+		return []*pod{p, q}
+	}
+	return []*pod{q, p}
 }
