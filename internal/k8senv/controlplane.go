@@ -186,7 +186,7 @@ func (c *Cluster) Kubectl(ctx context.Context, args ...string) (string, error) {
 
 // KubectlIn is Kubectl with stdin (for `apply -f -`).
 func (c *Cluster) KubectlIn(ctx context.Context, stdin []byte, args ...string) (string, error) {
-	argv := append(c.inCP(), filepath.Join(c.Bin, "kubectl"), "--kubeconfig="+c.kubeconfig, "--request-timeout=60s")
+	argv := append(c.inCP(), filepath.Join(c.Bin, "kubectl"), "--kubeconfig="+c.kubeconfig, "--cache-dir="+filepath.Join(c.Dir, "kubectl-cache"), "--request-timeout=60s")
 	return run(ctx, stdin, append(argv, args...)...)
 }
 

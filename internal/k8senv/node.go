@@ -93,6 +93,9 @@ func (c *Cluster) startNode(ctx context.Context, n *Node) error {
 	if err := c.startFlanneld(ctx, n); err != nil {
 		return fmt.Errorf("node %s: %w", n.Name, err)
 	}
+	if err := makeCgroupRoot(n.cgroupRoot()); err != nil {
+		return fmt.Errorf("node %s: cgroup root: %w", n.Name, err)
+	}
 	if err := c.startKubelet(n); err != nil {
 		return fmt.Errorf("node %s: %w", n.Name, err)
 	}
@@ -253,4 +256,28 @@ func (n *Node) Pids() []int {
 		cg, _ := os.ReadFile(fmt.Sprintf("/proc/%d/cgroup", pid))
 		return strings.Contains(string(cg), ":"+n.cgroupRoot()+"/") || strings.Contains(string(cg), ":"+n.cgroupRoot()+"\n")
 	})
+}
+
+// makeCgroupRoot creates the kubelet's cgroup root in every hierarchy (the
+// kubelet requires it to exist); a cpuset cgroup gets its parent's CPUs and
+// memory nodes. teardown removes it with everything below.
+func makeCgroupRoot(root string) error {
+	hier, _ := filepath.Glob("/sys/fs/cgroup/*")
+	for _, h := range hier {
+		if st, err := os.Stat(h); err != nil || !st.IsDir() {
+			continue
+		}
+		dir := filepath.Join(h, root)
+		if err := os.Mkdir(dir, 0o755); err != nil && !os.IsExist(err) {
+			return err
+		}
+		for _, f := range []string{"cpuset.cpus", "cpuset.mems"} {
+			if v, err := os.ReadFile(filepath.Join(h, f)); err == nil {
+				if err := os.WriteFile(filepath.Join(dir, f), v, 0o644); err != nil {
+					return fmt.Errorf("%s: %w", filepath.Join(dir, f), err)
+				}
+			}
+		}
+	}
+	return nil
 }

@@ -130,7 +130,7 @@ func (o *overlay) etcdVolume() map[string]any {
 		"spec": map[string]any{
 			"capacity":                      map[string]any{"storage": "1Gi"},
 			"accessModes":                   []any{"ReadWriteOnce"},
-			"persistentVolumeReclaimPolicy": "Delete",
+			"persistentVolumeReclaimPolicy": "Retain",
 			"storageClassName":              "",
 			"hostPath":                      map[string]any{"path": o.pvDir, "type": "DirectoryOrCreate"},
 		},
