@@ -173,8 +173,7 @@ func (c *Cluster) startControllers() error {
 	}
 	_, err = c.startProc("kube-scheduler", append(c.inCP(), filepath.Join(c.Bin, "kube-scheduler"),
 		"--kubeconfig="+sched, "--leader-elect=false",
-		"--bind-address=127.0.0.1", "--cert-dir="+filepath.Join(c.Dir, "scheduler"),
-		"--profiling=false", "--v=1")...)
+		"--bind-address=127.0.0.1", "--cert-dir="+filepath.Join(c.Dir, "scheduler"), "--v=1")...)
 	return err
 }
 

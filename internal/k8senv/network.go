@@ -41,6 +41,7 @@ type Node struct {
 	Dir string
 
 	holder                       *proc
+	mntNS                        string // the holder's mount namespace ("mnt:[inode]")
 	containerd, kubelet, flannel *proc
 }
 
@@ -140,7 +141,7 @@ func (c *Cluster) startHolder(t testing.TB, n *Node) error {
 		return err
 	}
 	n.holder = p
-	return waitFor(context.Background(), 10*time.Second, 20*time.Millisecond, "node holder", func() error {
+	err = waitFor(context.Background(), 10*time.Second, 20*time.Millisecond, "node holder", func() error {
 		if err := p.alive(); err != nil {
 			return err
 		}
@@ -149,6 +150,15 @@ func (c *Cluster) startHolder(t testing.TB, n *Node) error {
 		}
 		return nil
 	})
+	if err != nil {
+		return err
+	}
+	host, _ := os.Readlink("/proc/self/ns/mnt")
+	n.mntNS, err = os.Readlink(fmt.Sprintf("/proc/%d/ns/mnt", p.cmd.Process.Pid))
+	if err == nil && n.mntNS == host {
+		err = fmt.Errorf("holder shares the host's mount namespace")
+	}
+	return err
 }
 
 // mkdirHost creates a host directory (and its missing parents) to serve as

@@ -245,10 +245,7 @@ func copyFile(src, dst string, mode os.FileMode) error {
 // namespace (containerd, kubelet, flanneld, shims, ratchet's detached
 // processes) and those in its cgroups (the pods' containers).
 func (n *Node) Pids() []int {
-	if n.holder == nil {
-		return nil
-	}
-	mnt, _ := os.Readlink(fmt.Sprintf("/proc/%d/ns/mnt", n.holder.cmd.Process.Pid))
+	mnt := n.mntNS
 	return pidsWhere(func(pid int) bool {
 		if m, _ := os.Readlink(fmt.Sprintf("/proc/%d/ns/mnt", pid)); mnt != "" && m == mnt {
 			return true

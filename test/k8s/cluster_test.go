@@ -1,8 +1,11 @@
 package k8s
 
 import (
+	"maps"
 	"os"
+	"os/exec"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"strconv"
 	"strings"
@@ -19,8 +22,11 @@ import (
 // other: the first failure stops the test.
 func TestExamplesOnRealCluster(t *testing.T) {
 	requireSuite(t)
+	var c *k8senv.Cluster
+	before := hostState(t)
+	t.Cleanup(func() { checkHostClean(t, c, before) }) // after the cluster's cleanups
 	start := time.Now()
-	c := k8senv.Start(t, k8senv.Options{})
+	c = k8senv.Start(t, k8senv.Options{})
 	t.Logf("cluster up in %v: %v", time.Since(start).Round(time.Millisecond), c.Timings)
 	e := &env{t: t, c: c, ov: newOverlay(c)}
 	steps := []struct {
@@ -183,6 +189,75 @@ func (e *env) checkNodeClean(t *testing.T, n *k8senv.Node) {
 		cmdline, _ := os.ReadFile(filepath.Join("/proc", strconv.Itoa(pid), "cmdline"))
 		if strings.Contains(string(cmdline), "ratchet") {
 			t.Errorf("node %s: ratchet process left: %d %s", n.Name, pid, strings.ReplaceAll(string(cmdline), "\x00", " "))
+		}
+	}
+}
+
+// hostState is what the cluster must leave as it found it: the global
+// sysctls and the host netns's links and iptables rules.
+type hostStateT struct {
+	sysctls  map[string]string
+	links    []string
+	iptables string
+}
+
+func hostState(t *testing.T) hostStateT {
+	t.Helper()
+	links, err := exec.Command("ip", "-o", "link", "show").Output()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var names []string
+	for _, line := range strings.Split(strings.TrimSpace(string(links)), "\n") {
+		if f := strings.SplitN(line, ": ", 3); len(f) > 1 {
+			names = append(names, f[1])
+		}
+	}
+	ipt, _ := exec.Command("iptables-save").Output()
+	var rules []string
+	for _, line := range strings.Split(string(ipt), "\n") {
+		if re := regexp.MustCompile(`(?i)kube|flannel|cni-`); re.MatchString(line) {
+			rules = append(rules, line)
+		}
+	}
+	return hostStateT{sysctls: k8senv.ReadSysctls(), links: names, iptables: strings.Join(rules, "\n")}
+}
+
+// checkHostClean checks, after the cluster's cleanup, that nothing of it is
+// left on the machine.
+func checkHostClean(t *testing.T, c *k8senv.Cluster, before hostStateT) {
+	if c == nil {
+		return
+	}
+	after := hostState(t)
+	if !maps.Equal(before.sysctls, after.sysctls) {
+		t.Errorf("global sysctls changed: before %v, after %v", before.sysctls, after.sysctls)
+	}
+	for _, l := range after.links {
+		if !slices.Contains(before.links, l) && strings.Contains(l, c.ID) {
+			t.Errorf("host link left: %s", l)
+		}
+	}
+	if after.iptables != before.iptables {
+		t.Errorf("host iptables changed:\nbefore:\n%s\nafter:\n%s", before.iptables, after.iptables)
+	}
+	mounts, _ := os.ReadFile("/proc/self/mountinfo")
+	if strings.Contains(string(mounts), c.Dir) {
+		t.Errorf("mounts left under %s", c.Dir)
+	}
+	if _, err := os.Stat(c.Dir); err == nil {
+		t.Errorf("cluster directory %s left", c.Dir)
+	}
+	netns, _ := exec.Command("ip", "netns", "list").Output()
+	for _, n := range c.Nodes {
+		if strings.Contains(string(netns), n.NS.Name) {
+			t.Errorf("netns %s of node %s left", n.NS.Name, n.Name)
+		}
+		if cg, _ := filepath.Glob("/sys/fs/cgroup/*/" + n.Name); len(cg) > 0 {
+			t.Errorf("cgroups left: %v", cg)
+		}
+		if pids := n.Pids(); len(pids) > 0 {
+			t.Errorf("node %s: processes left: %v", n.Name, pids)
 		}
 	}
 }
