@@ -166,7 +166,7 @@ func (c *Cluster) startControllers() error {
 		"--bind-address=127.0.0.1", "--cert-dir="+filepath.Join(c.Dir, "kcm"),
 		"--service-account-private-key-file="+c.pki.SAKey,
 		"--root-ca-file="+c.pki.CAFile,
-		"--use-service-account-credentials=false",
+		"--use-service-account-credentials=true",
 		"--service-cluster-ip-range="+ServiceCIDR,
 		"--profiling=false", "--v=1")...); err != nil {
 		return err
