@@ -201,7 +201,8 @@ func (e *env) checkFlannelEth0(t *testing.T, pod string, want ...string) {
 	}
 }
 
-// checkWired checks that ratchetctl shows exactly the links, all wired.
+// checkWired checks that ratchetctl shows the links, all wired, and
+// returns the status.
 func (e *env) checkWired(t *testing.T, ids ...string) status {
 	t.Helper()
 	var s status
@@ -210,6 +211,9 @@ func (e *env) checkWired(t *testing.T, ids ...string) status {
 		s = e.status(t)
 		var got, bad []string
 		for _, l := range s.Links {
+			if !slices.Contains(ids, l.ID) {
+				continue
+			}
 			got = append(got, l.ID)
 			if l.State != "wired" || !l.A.Up || !l.B.Up {
 				bad = append(bad, fmt.Sprintf("%s: %s %s", l.ID, l.State, l.Reason))
