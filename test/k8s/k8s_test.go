@@ -116,6 +116,7 @@ func (e *env) ratchetctl(t *testing.T, args ...string) string {
 type status struct {
 	Pods []struct {
 		Namespace, Name, Host string
+		Recorded, Announced   bool
 	} `json:"pods"`
 	Links []struct {
 		ID, State, Kind, Reason string
