@@ -4,11 +4,15 @@ export PATH := $(PATH):/usr/local/go/bin
 GO      ?= go
 BIN     := $(CURDIR)/bin
 PKGS    := ./...
+# The real-cluster suite (test/k8s) runs only under `make test-k8s`.
+TESTPKGS = $(shell $(GO) list $(PKGS) | grep -v /test/k8s)
+# Where scripts/k8s-binaries.sh caches Kubernetes, flannel and etcd.
+RATCHET_CACHE ?= $(HOME)/.cache/ratchet
 # `make fuzz` runs every fuzz target of the module (found by name), each
 # for FUZZTIME.
 FUZZTIME ?= 10s
 
-.PHONY: all build test test-short lint fuzz bench demo clean
+.PHONY: all build test test-short test-k8s k8s-binaries lint fuzz bench demo clean
 
 all: build
 
@@ -18,11 +22,22 @@ build:
 
 # The whole suite, as root: real netns, real etcd, real plugins, real dockerd.
 test:
-	$(GO) test -count=1 -timeout 25m $(TESTFLAGS) $(PKGS)
+	$(GO) test -count=1 -timeout 25m $(TESTFLAGS) $(TESTPKGS)
 
 # Unit tests only (parsing and validation; no root needed).
 test-short:
-	$(GO) test -count=1 -short $(PKGS)
+	$(GO) test -count=1 -short $(TESTPKGS)
+
+# Kubernetes, flannel and etcd binaries of the real-cluster suite, built from
+# the Go module proxy into $(RATCHET_CACHE) (about 10 minutes cold, seconds
+# warm).
+k8s-binaries:
+	bash scripts/k8s-binaries.sh $(RATCHET_CACHE)
+
+# The real-cluster suite, as root: two kubelet + containerd + flanneld nodes,
+# the examples applied with kubectl (examples/README.md).
+test-k8s: k8s-binaries
+	RATCHET_K8S_SUITE=1 RATCHET_CACHE=$(RATCHET_CACHE) $(GO) test -count=1 -timeout 30m $(TESTFLAGS) ./test/k8s
 
 lint:
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
