@@ -211,12 +211,8 @@ func (p *Pod) Ping(addr string) error {
 // Links lists the pod's links but lo.
 func (p *Pod) Links() []string {
 	var names []string
-	for _, line := range strings.Split(p.MustExec("ip", "-o", "link", "show"), "\n") {
-		if f := strings.SplitN(line, ": ", 3); len(f) >= 2 {
-			if name, _, _ := strings.Cut(f[1], "@"); name != "lo" {
-				names = append(names, name)
-			}
-		}
+	for _, l := range testenv.ParseIPLinks(p.MustExec("ip", "-o", "link", "show")) {
+		names = append(names, l.Name)
 	}
 	return names
 }
