@@ -141,74 +141,70 @@ func leases(t *testing.T, h *testcluster.Host) int {
 }
 
 func TestEtcdKilledDuringAddFailsWithCode11OrSucceedsAndDelLeavesNothing(t *testing.T) {
-	for _, api := range apis {
-		t.Run(api, func(t *testing.T) {
-			c, ec, hub, spoke := hubCluster(t, api)
-			spoke.MustAdd()
-			// Kill etcd shortly after the hub is recorded, so that it goes
-			// while the links are declared and wired, whatever ADD's speed.
-			delay := between(0, 30*time.Millisecond)
-			stopped := make(chan time.Duration, 1)
-			start := time.Now()
-			go func() {
-				testcluster.WaitFor(10*time.Second, func() bool {
-					_, _, err := store.GetPod(context.Background(), c.KV, c.Keys, "default", "hub")
-					return err == nil
-				})
-				time.Sleep(delay)
-				ec.Stop(0)
-				stopped <- time.Since(start)
-			}()
-			took, err := bounded(t, "ADD with etcd killed", hangLimit, hub.Add)
-			t.Logf("etcd stopped %v after ADD started (%v after the hub was recorded); ADD returned after %v: %s",
-				<-stopped, delay, took, firstLine(err))
-			if err != nil {
-				if code := cniCode(t, err); code != types.ErrTryAgainLater {
-					t.Errorf("ADD failed with code %d, want 11: %v", code, err)
-				}
-				t.Logf("links in the hub's netns after the failed ADD: %v", hub.Links())
+	testenv.ForEachAPI(t, func(t *testing.T, api string) {
+		c, ec, hub, spoke := hubCluster(t, api)
+		spoke.MustAdd()
+		// Kill etcd shortly after the hub is recorded, so that it goes
+		// while the links are declared and wired, whatever ADD's speed.
+		delay := between(0, 30*time.Millisecond)
+		stopped := make(chan time.Duration, 1)
+		start := time.Now()
+		go func() {
+			testcluster.WaitFor(10*time.Second, func() bool {
+				_, _, err := store.GetPod(context.Background(), c.KV, c.Keys, "default", "hub")
+				return err == nil
+			})
+			time.Sleep(delay)
+			ec.Stop(0)
+			stopped <- time.Since(start)
+		}()
+		took, err := bounded(t, "ADD with etcd killed", hangLimit, hub.Add)
+		t.Logf("etcd stopped %v after ADD started (%v after the hub was recorded); ADD returned after %v: %s",
+			<-stopped, delay, took, firstLine(err))
+		if err != nil {
+			if code := cniCode(t, err); code != types.ErrTryAgainLater {
+				t.Errorf("ADD failed with code %d, want 11: %v", code, err)
 			}
-			ec.Restart(0)
-			hub.MustDel()
-			spoke.MustDel()
-			c.AssertNoLeftovers(hub, spoke)
-		})
-	}
+			t.Logf("links in the hub's netns after the failed ADD: %v", hub.Links())
+		}
+		ec.Restart(0)
+		hub.MustDel()
+		spoke.MustDel()
+		c.AssertNoLeftovers(hub, spoke)
+	})
 }
 
 func TestEtcdKilledDuringDelStillReleasesDelegatesAndGCClearsRecords(t *testing.T) {
-	for _, api := range apis {
-		t.Run(api, func(t *testing.T) {
-			c, ec, hub, spoke := hubCluster(t, api)
-			h := c.Hosts[0]
-			spoke.MustAdd()
-			hub.MustAdd()
-			delay := between(10*time.Millisecond, 60*time.Millisecond)
-			stopped := make(chan struct{})
-			go func() { time.Sleep(delay); ec.Stop(0); close(stopped) }()
-			took, err := bounded(t, "DEL with etcd killed", hangLimit, hub.Del)
-			<-stopped
-			t.Logf("etcd stopped %v after DEL started; DEL returned after %v: %s", delay, took, firstLine(err))
-			if err != nil {
-				t.Errorf("DEL with etcd killed: %v\n%s", err, h.LogTail())
-			}
-			if n := leases(t, h); n != 1 {
-				t.Errorf("%d leases on the host, want only the spoke's", n)
-			}
-			ec.Restart(0)
-			if err := h.GC(spoke); err != nil {
-				t.Fatalf("GC: %v\n%s", err, h.LogTail())
-			}
-			if _, _, err := store.GetPod(context.Background(), c.KV, c.Keys, "default", "hub"); err == nil {
-				t.Errorf("GC left the hub's pod record")
-			}
-			if n := countLinks(t, c.Cluster, namesContainer(hub.RT.ContainerID)); n > 0 {
-				t.Errorf("GC left %d link records naming the hub's container, e.g. %+v", n, linkRecords(t, c.Cluster)[0])
-			}
-			spoke.MustDel()
-			c.AssertNoLeftovers(hub, spoke)
-		})
-	}
+	testenv.ForEachAPI(t, func(t *testing.T, api string) {
+		c, ec, hub, spoke := hubCluster(t, api)
+		h := c.Hosts[0]
+		spoke.MustAdd()
+		hub.MustAdd()
+		delay := between(10*time.Millisecond, 60*time.Millisecond)
+		stopped := make(chan struct{})
+		go func() { time.Sleep(delay); ec.Stop(0); close(stopped) }()
+		took, err := bounded(t, "DEL with etcd killed", hangLimit, hub.Del)
+		<-stopped
+		t.Logf("etcd stopped %v after DEL started; DEL returned after %v: %s", delay, took, firstLine(err))
+		if err != nil {
+			t.Errorf("DEL with etcd killed: %v\n%s", err, h.LogTail())
+		}
+		if n := leases(t, h); n != 1 {
+			t.Errorf("%d leases on the host, want only the spoke's", n)
+		}
+		ec.Restart(0)
+		if err := h.GC(spoke); err != nil {
+			t.Fatalf("GC: %v\n%s", err, h.LogTail())
+		}
+		if _, _, err := store.GetPod(context.Background(), c.KV, c.Keys, "default", "hub"); err == nil {
+			t.Errorf("GC left the hub's pod record")
+		}
+		if n := countLinks(t, c.Cluster, namesContainer(hub.RT.ContainerID)); n > 0 {
+			t.Errorf("GC left %d link records naming the hub's container, e.g. %+v", n, linkRecords(t, c.Cluster)[0])
+		}
+		spoke.MustDel()
+		c.AssertNoLeftovers(hub, spoke)
+	})
 }
 
 func TestMasterDelegateMissingOrFailingFailsAddNamingItAndLeavesNothing(t *testing.T) {
@@ -224,7 +220,7 @@ func TestMasterDelegateMissingOrFailingFailsAddNamingItAndLeavesNothing(t *testi
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			c := newCluster(t, "v3", 1)
-			mp, _ := seedPair()
+			mp, _ := testcluster.SeedPair(t)
 			c.Announce(mp)
 			p := c.Hosts[0].NewKillablePod("primary-pod")
 			p.Reconfigure(func(conf map[string]any) { tc.mutate(conf["delegates"].([]any)[0].(map[string]any)) })
@@ -257,9 +253,7 @@ func TestMasterDelegateMissingOrFailingFailsAddNamingItAndLeavesNothing(t *testi
 func TestPeerNetnsGoneBeforeWiringRecordsLinkFailedAndAddSucceeds(t *testing.T) {
 	c := newCluster(t, "v3", 1)
 	h := c.Hosts[0]
-	mp, mq := seedPair()
-	c.Announce(mp)
-	c.Announce(mq)
+	c.AnnounceSeedPair()
 	a, b := h.NewKillablePod("primary-pod"), h.NewPod("pair-pod")
 	a.MustAdd()
 	a.KillSandbox()
@@ -286,9 +280,7 @@ func TestCorruptCacheDelStillReleasesEverything(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			c := newCluster(t, "v3", 1)
 			h := c.Hosts[0]
-			mp, mq := seedPair()
-			c.Announce(mp)
-			c.Announce(mq)
+			c.AnnounceSeedPair()
 			a, b := h.NewPod("primary-pod"), h.NewPod("pair-pod")
 			a.MustAdd()
 			b.MustAdd()
@@ -316,16 +308,14 @@ func TestCorruptCacheDelStillReleasesEverything(t *testing.T) {
 }
 
 func TestCompleterResumesAfterEtcdRestart(t *testing.T) {
-	for _, api := range apis {
+	testenv.ForEachAPI(t, func(t *testing.T, api string) {
 		// watching: the completer holds its lock and watches when etcd
 		// goes; starting: etcd goes as soon as ADD returned, while the
 		// completer is still taking its lock.
 		for _, when := range []string{"watching", "starting"} {
-			t.Run(api+"/"+when, func(t *testing.T) {
+			t.Run(when, func(t *testing.T) {
 				c, ec := crashableCluster(t, api, 2)
-				mp, mq := seedPair()
-				c.Announce(mp)
-				c.Announce(mq)
+				c.AnnounceSeedPair()
 				a, b := c.NewPod(c.Hosts[0], "primary-pod"), c.NewPod(c.Hosts[1], "pair-pod")
 				a.MustAdd()
 				if when == "watching" && !testcluster.WaitFor(5*time.Second, func() bool {
@@ -353,5 +343,5 @@ func TestCompleterResumesAfterEtcdRestart(t *testing.T) {
 				c.AssertNoLeftovers(a, b)
 			})
 		}
-	}
+	})
 }
