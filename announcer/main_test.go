@@ -3,7 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
-	"errors"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -21,25 +21,11 @@ func TestMain(m *testing.M) { os.Exit(testenv.Main(m)) }
 
 const pkgAnnouncer = "github.com/ratchet-cni/ratchet/announcer"
 
-// etcdEnv is the environment that points the announcer at an etcd.
-func etcdEnv(url, api, prefix string) []string {
-	return []string{"PATH=" + os.Getenv("PATH"), "ETCD_ENDPOINTS=" + url, "ETCD_API=" + api, "ETCD_PREFIX=" + prefix, "ETCD_TIMEOUT=2s"}
-}
-
 // announcer runs the built binary with env (and no other variable) and
 // returns its exit code, stdout and stderr.
 func announcer(t *testing.T, env []string, args ...string) (int, string, string) {
 	t.Helper()
-	cmd := exec.Command(testenv.Bin(t, pkgAnnouncer), args...)
-	cmd.Env = env
-	var out, errOut bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &out, &errOut
-	err := cmd.Run()
-	var ee *exec.ExitError
-	if err != nil && !errors.As(err, &ee) {
-		t.Fatal(err)
-	}
-	return cmd.ProcessState.ExitCode(), out.String(), errOut.String()
+	return testenv.RunEnv(t, env, testenv.Bin(t, pkgAnnouncer), args...)
 }
 
 // sidecar is the first ratchet's announcer sidecar environment for the seed
@@ -55,47 +41,42 @@ func sidecar(primary bool) []string {
 }
 
 func TestSidecarAnnouncedPairIsWired(t *testing.T) {
-	for _, api := range []string{"v2", "v3"} {
-		t.Run(api, func(t *testing.T) {
-			c := testcluster.New(t, api, 2)
-			for _, primary := range []bool{true, false} {
-				env := append(etcdEnv(c.Etcd.URL, api, c.Prefix), sidecar(primary)...)
-				if code, out, errOut := announcer(t, env); code != 0 || !strings.Contains(out, "created") {
-					t.Fatalf("announcer exit %d: %s%s", code, out, errOut)
-				}
+	testenv.ForEachAPI(t, func(t *testing.T, api string) {
+		c := testcluster.New(t, api, 2)
+		for _, primary := range []bool{true, false} {
+			env := append(testenv.EtcdEnv(c.Etcd.URL, api, c.Prefix), sidecar(primary)...)
+			if code, out, errOut := announcer(t, env); code != 0 || !strings.Contains(out, "created") {
+				t.Fatalf("announcer exit %d: %s%s", code, out, errOut)
 			}
-			a, b := c.Hosts[0].NewPod("primary-pod"), c.Hosts[1].NewPod("pair-pod")
-			a.MustAdd()
-			b.MustAdd()
-			if !testcluster.WaitFor(10*time.Second, func() bool { return a.Ping("192.0.2.101") == nil }) {
-				t.Fatalf("primary-pod cannot ping pair-pod over in1\n%s", c.Hosts[0].LogTail())
-			}
-			if !b.HasLink("in2", "192.0.2.101/24") {
-				t.Errorf("pair-pod has no in2 192.0.2.101/24")
-			}
-			a.MustDel()
-			b.MustDel()
-			c.AssertNothingLeft()
-		})
-	}
+		}
+		a, b := c.Hosts[0].NewPod("primary-pod"), c.Hosts[1].NewPod("pair-pod")
+		a.MustAdd()
+		b.MustAdd()
+		if !testcluster.WaitFor(10*time.Second, func() bool { return a.Ping("192.0.2.101") == nil }) {
+			t.Fatalf("primary-pod cannot ping pair-pod over in1\n%s", c.Hosts[0].LogTail())
+		}
+		if !b.HasLink("in2", "192.0.2.101/24") {
+			t.Errorf("pair-pod has no in2 192.0.2.101/24")
+		}
+		a.MustDel()
+		b.MustDel()
+		c.AssertNothingLeft()
+	})
 }
 
-// chainTopology is the router chain: centosa and quagga-a on host 0,
-// quagga-b and centosb on host 1; each pod is the b end of at most one link.
-const chainTopology = `# the first ratchet's router example
-namespace: default
-pods:
-  - name: centosa
-    public_ip: 1.1.1.1
-links:
-  - a: {pod: centosa,  ifname: in1, ip: 192.0.2.1/30}
-    b: {pod: quagga-a, ifname: in1, ip: 192.0.2.2/30}
-  - a: {pod: quagga-a, ifname: in2, ip: 203.0.113.1/30}
-    b: {pod: quagga-b, ifname: in1, ip: 203.0.113.2/30}
-    mtu: 1400
-  - a: {pod: quagga-b, ifname: in2, ip: 192.0.2.5/30}
-    b: {pod: centosb,  ifname: in1, ip: 192.0.2.6/30}
-`
+// chainTopology returns the router chain's topology file
+// (testenv.RouterChainFile) and its content: centosa and quagga-a go on
+// host 0, quagga-b and centosb on host 1; each pod is the b end of at most
+// one link.
+func chainTopology(t *testing.T) (file, content string) {
+	t.Helper()
+	file = testenv.RepoFile(testenv.RouterChainFile)
+	data, err := os.ReadFile(file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return file, string(data)
+}
 
 func writeFile(t *testing.T, name, content string) string {
 	t.Helper()
@@ -108,27 +89,19 @@ func writeFile(t *testing.T, name, content string) string {
 
 func TestTopologyFileWiresRouterChain(t *testing.T) {
 	c := testcluster.New(t, "v3", 2)
-	file := writeFile(t, "chain.yaml", chainTopology)
-	if code, out, errOut := announcer(t, etcdEnv(c.Etcd.URL, "v3", c.Prefix), "--file", file); code != 0 {
+	file, _ := chainTopology(t)
+	if code, out, errOut := announcer(t, testenv.EtcdEnv(c.Etcd.URL, "v3", c.Prefix), "--file", file); code != 0 {
 		t.Fatalf("announcer exit %d: %s%s", code, out, errOut)
 	}
-	names := []string{"centosa", "quagga-a", "quagga-b", "centosb"}
-	pods := make([]*testcluster.Pod, len(names))
-	for i, n := range names {
-		pods[i] = c.Hosts[i/2].NewPod(n)
+	specs := testcluster.RouterChain(t)
+	pods := make([]*testcluster.Pod, len(specs))
+	for i, m := range specs {
+		pods[i] = c.Hosts[i/2].NewPod(m.Name) // centosa, quagga-a on host 0
 	}
 	for _, i := range []int{3, 0, 2, 1} {
 		pods[i].MustAdd()
 	}
-	pings := []struct {
-		from int
-		to   string
-	}{{0, "192.0.2.2"}, {1, "203.0.113.2"}, {2, "203.0.113.1"}, {2, "192.0.2.6"}, {3, "192.0.2.5"}}
-	for _, p := range pings {
-		if !testcluster.WaitFor(10*time.Second, func() bool { return pods[p.from].Ping(p.to) == nil }) {
-			t.Errorf("%s cannot ping %s\n%s\n%s", names[p.from], p.to, c.Hosts[0].LogTail(), c.Hosts[1].LogTail())
-		}
-	}
+	testcluster.AssertLinksPing(t, specs, pods, 10*time.Second)
 	if rec := c.Link("quagga-a", "in2", "quagga-b", "in1"); rec.VNI == 0 || rec.MTU != 1400 {
 		t.Errorf("cross-host link %+v, want a vxlan with MTU 1400", rec)
 	}
@@ -169,22 +142,23 @@ func newEtcd(t *testing.T) (url, prefix string, kv store.Store) {
 
 func TestBadTopologyIsRefusedAndNothingIsWritten(t *testing.T) {
 	url, prefix, kv := newEtcd(t)
-	bad := strings.Replace(chainTopology, "ip: 203.0.113.2/30", "ip: 203.0.113.300/30", 1)
+	_, chain := chainTopology(t)
+	bad := strings.Replace(chain, "ip: 203.0.113.2/30", "ip: 203.0.113.300/30", 1)
 	tests := []struct {
 		name, content string
 		want          []string
 	}{
 		{"bad address", bad, []string{"pod default/quagga-b", "links[1].b.ip", "203.0.113.300/30"}},
-		{"ifname clash", chainTopology + "  - a: {pod: centosb, ifname: in1}\n    b: {pod: centosa, ifname: x}\n",
+		{"ifname clash", chain + "  - a: {pod: centosb, ifname: in1}\n    b: {pod: centosa, ifname: x}\n",
 			[]string{"pod default/centosb", "links[3].a.ifname", "already used by links[2].b.ifname"}},
-		{"duplicate pod", strings.Replace(chainTopology, "links:\n", "  - name: centosa\nlinks:\n", 1),
-			[]string{"pod default/centosa", "pods[1].name", "duplicate pod"}},
-		{"unknown key", chainTopology + "extra: 1\n", []string{"line 14", "extra"}},
+		{"duplicate pod", strings.Replace(chain, "links:\n", "  - name: centosa\nlinks:\n", 1),
+			[]string{"pod default/centosa", "pods[4].name", "duplicate pod"}},
+		{"unknown key", chain + "extra: 1\n", []string{fmt.Sprintf("line %d", strings.Count(chain, "\n")+1), "extra"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			file := writeFile(t, "bad.yaml", tt.content)
-			code, out, errOut := announcer(t, etcdEnv(url, "v3", prefix), "--file", file)
+			code, out, errOut := announcer(t, testenv.EtcdEnv(url, "v3", prefix), "--file", file)
 			if code != 2 {
 				t.Errorf("exit %d, want 2: %s%s", code, out, errOut)
 			}
@@ -202,8 +176,8 @@ func TestBadTopologyIsRefusedAndNothingIsWritten(t *testing.T) {
 
 func TestRerunChangesNothingAndDeleteRemovesItsRecords(t *testing.T) {
 	url, prefix, kv := newEtcd(t)
-	env := etcdEnv(url, "v3", prefix)
-	file := writeFile(t, "chain.yaml", chainTopology)
+	env := testenv.EtcdEnv(url, "v3", prefix)
+	file, _ := chainTopology(t)
 	if code, out, errOut := announcer(t, env, "--file", file); code != 0 {
 		t.Fatalf("exit %d: %s%s", code, out, errOut)
 	}
@@ -251,7 +225,7 @@ func sameVersions(a, b map[string]int64) bool {
 func TestWaitingSidecarRemovesItsRecordOnSIGTERM(t *testing.T) {
 	url, prefix, kv := newEtcd(t)
 	cmd := exec.Command(testenv.Bin(t, pkgAnnouncer), "--wait", "--delete-on-exit")
-	cmd.Env = append(etcdEnv(url, "v3", prefix), sidecar(true)...)
+	cmd.Env = append(testenv.EtcdEnv(url, "v3", prefix), sidecar(true)...)
 	var out bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &out
 	if err := cmd.Start(); err != nil {
@@ -291,7 +265,7 @@ func TestWaitingSidecarRemovesItsRecordOnSIGTERM(t *testing.T) {
 
 func TestUnreachableEtcdExitsOneNamingTheEndpoint(t *testing.T) {
 	skipShort(t)
-	env := append(etcdEnv("http://127.0.0.1:9", "v3", "/x"), "ETCD_TIMEOUT=500ms")
+	env := append(testenv.EtcdEnv("http://127.0.0.1:9", "v3", "/x"), "ETCD_TIMEOUT=500ms")
 	code, _, errOut := announcer(t, append(env, sidecar(true)...))
 	if code != 1 || !strings.Contains(errOut, "127.0.0.1:9") {
 		t.Fatalf("exit %d, stderr %q: want 1 naming the endpoint", code, errOut)

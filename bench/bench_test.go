@@ -13,7 +13,6 @@ import (
 	"github.com/vishvananda/netlink"
 	vnetns "github.com/vishvananda/netns"
 
-	"github.com/ratchet-cni/ratchet/internal/metadata"
 	"github.com/ratchet-cni/ratchet/internal/store"
 	"github.com/ratchet-cni/ratchet/internal/testcluster"
 )
@@ -82,13 +81,6 @@ func bareConf(h *testcluster.Host) []byte {
 	return b
 }
 
-func seedPair() (*metadata.Pod, *metadata.Pod) {
-	return &metadata.Pod{Name: "primary-pod", Primary: true, Links: []metadata.Link{{
-			Peer: "pair-pod", IfName: "in1", IP: "192.0.2.100/24", PeerIfName: "in2", PeerIP: "192.0.2.101/24"}}},
-		&metadata.Pod{Name: "pair-pod", Expects: []metadata.Link{{
-			Peer: "primary-pod", IfName: "in2", IP: "192.0.2.101/24", PeerIfName: "in1", PeerIP: "192.0.2.100/24"}}}
-}
-
 // BenchmarkSameHostPair measures (3) the ADD that completes a same-host
 // pair (it builds the veth for both before returning) against a bare
 // bridge ADD, and when both ends are up.
@@ -96,9 +88,7 @@ func BenchmarkSameHostPair(b *testing.B) {
 	for range b.N {
 		c := testcluster.New(b, "v3", 1)
 		h := c.Hosts[0]
-		mp, mq := seedPair()
-		c.Announce(mp)
-		c.Announce(mq)
+		c.AnnounceSeedPair()
 		bare := c.CNI.Conf(b, bareConf(h))
 		var addBare, addPair, linkUp []time.Duration
 		for range rounds / 2 {
@@ -160,9 +150,7 @@ func netnsHandle(path string) (*netlink.Handle, error) {
 func BenchmarkCrossHostCompletion(b *testing.B) {
 	for range b.N {
 		c := testcluster.New(b, "v3", 2)
-		mp, mq := seedPair()
-		c.Announce(mp)
-		c.Announce(mq)
+		c.AnnounceSeedPair()
 		var lag []time.Duration
 		for range 20 {
 			p, q := c.Hosts[0].NewPod("primary-pod"), c.Hosts[1].NewPod("pair-pod")

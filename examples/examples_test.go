@@ -439,3 +439,36 @@ func TestBrokenManifestsAreRejected(t *testing.T) {
 		})
 	}
 }
+
+// chainShape is a topology's pods and, per link, its ends' pods and
+// addresses: what the router chain examples must agree on (interface names
+// and MTUs may differ).
+func chainShape(t *testing.T, what string, data []byte) []string {
+	t.Helper()
+	topo, err := parseTopology(data)
+	if err != nil {
+		t.Fatalf("%s: %v", what, err)
+	}
+	var shape []string
+	for _, p := range topo.Pods {
+		shape = append(shape, "pod "+topo.Namespace+"/"+p.Name)
+	}
+	for _, l := range topo.Links {
+		shape = append(shape, "link "+l.A.Pod+" "+l.A.IP+" -> "+l.B.Pod+" "+l.B.IP)
+	}
+	return shape
+}
+
+func TestRouterChainTopologyIsTheKubernetesExamplesChain(t *testing.T) {
+	file := chainShape(t, "router-chain.topology.yaml", readFile(t, "router-chain.topology.yaml"))
+	for _, m := range loadManifests(t)["pods-router-chain.yaml"] {
+		if cm, ok := m.obj.(*corev1.ConfigMap); ok && cm.Data["topology.yaml"] != "" {
+			k8s := chainShape(t, "ConfigMap "+cm.Name, []byte(cm.Data["topology.yaml"]))
+			if !reflect.DeepEqual(file, k8s) {
+				t.Errorf("router-chain.topology.yaml and ConfigMap %s describe different chains:\n%q\n%q", cm.Name, file, k8s)
+			}
+			return
+		}
+	}
+	t.Fatal("k8s/pods-router-chain.yaml holds no topology ConfigMap")
+}

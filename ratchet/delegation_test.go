@@ -20,9 +20,7 @@ func TestAddWiresMasterAndSecondDelegateAtEveryVersion(t *testing.T) {
 	for _, v := range config.SupportedVersions {
 		t.Run(v, func(t *testing.T) {
 			f := newFixture(t)
-			pod := testenv.NewNS(t)
-			conf := f.cni.Conf(t, f.netconf(v, nil))
-			rt := testenv.Runtime(testenv.UniqueName("c"), pod.Path(), "eth0")
+			pod, conf, rt := f.attach(v, nil)
 
 			res, err := f.add(conf, rt)
 			if err != nil {
@@ -89,12 +87,7 @@ func atLeast(v, min string) bool {
 
 func TestDelAfterNetnsDeletedSucceeds(t *testing.T) {
 	f := newFixture(t)
-	pod := testenv.NewNS(t)
-	conf := f.cni.Conf(t, f.netconf("1.0.0", nil))
-	rt := testenv.Runtime(testenv.UniqueName("c"), pod.Path(), "eth0")
-	if _, err := f.add(conf, rt); err != nil {
-		t.Fatalf("ADD: %v", err)
-	}
+	pod, conf, rt := f.mustAdd()
 	if out, err := pod.Exec("true"); err != nil {
 		t.Fatal(out, err)
 	}
@@ -107,12 +100,7 @@ func TestDelAfterNetnsDeletedSucceeds(t *testing.T) {
 
 func TestDelWithCorruptCacheReleasesDelegates(t *testing.T) {
 	f := newFixture(t)
-	pod := testenv.NewNS(t)
-	conf := f.cni.Conf(t, f.netconf("1.0.0", nil))
-	rt := testenv.Runtime(testenv.UniqueName("c"), pod.Path(), "eth0")
-	if _, err := f.add(conf, rt); err != nil {
-		t.Fatalf("ADD: %v", err)
-	}
+	pod, conf, rt := f.mustAdd()
 	files := f.cacheFiles()
 	if len(files) != 1 {
 		t.Fatalf("want one cache file, have %v", files)
@@ -128,12 +116,7 @@ func TestDelWithCorruptCacheReleasesDelegates(t *testing.T) {
 
 func TestCacheIsPrivateAndNamesDelegates(t *testing.T) {
 	f := newFixture(t)
-	pod := testenv.NewNS(t)
-	conf := f.cni.Conf(t, f.netconf("1.0.0", nil))
-	rt := testenv.Runtime(testenv.UniqueName("c"), pod.Path(), "eth0")
-	if _, err := f.add(conf, rt); err != nil {
-		t.Fatalf("ADD: %v", err)
-	}
+	_, conf, rt := f.mustAdd()
 	t.Cleanup(func() { _ = f.del(conf, rt) })
 	path := filepath.Join(f.cniDir, rt.ContainerID+"-eth0.json")
 	st, err := os.Stat(path)
@@ -153,13 +136,10 @@ func TestCacheIsPrivateAndNamesDelegates(t *testing.T) {
 
 func TestSecondDelegateFailureRollsBackEverything(t *testing.T) {
 	f := newFixture(t)
-	pod := testenv.NewNS(t)
-	bad := f.netconf("1.0.0", func(c map[string]any) {
+	pod, conf, rt := f.attach("1.0.0", func(c map[string]any) {
 		d := c["delegates"].([]any)[1].(map[string]any)
 		d["ipam"].(map[string]any)["subnet"] = "10.78.0.0/33"
 	})
-	conf := f.cni.Conf(t, bad)
-	rt := testenv.Runtime(testenv.UniqueName("c"), pod.Path(), "eth0")
 	_, err := f.add(conf, rt)
 	if err == nil {
 		t.Fatal("ADD with a broken second delegate succeeded")
@@ -172,11 +152,9 @@ func TestSecondDelegateFailureRollsBackEverything(t *testing.T) {
 
 func TestMissingDelegateBinaryFailsCleanly(t *testing.T) {
 	f := newFixture(t)
-	pod := testenv.NewNS(t)
-	conf := f.cni.Conf(t, f.netconf("1.0.0", func(c map[string]any) {
+	pod, conf, rt := f.attach("1.0.0", func(c map[string]any) {
 		c["delegates"].([]any)[1].(map[string]any)["type"] = "no-such-plugin"
-	}))
-	rt := testenv.Runtime(testenv.UniqueName("c"), pod.Path(), "eth0")
+	})
 	_, err := f.add(conf, rt)
 	if err == nil || !strings.Contains(err.Error(), "no-such-plugin") {
 		t.Fatalf("want an error naming no-such-plugin, got %v", err)
@@ -193,11 +171,9 @@ func deleteNS(t *testing.T, n *testenv.NS) {
 
 func TestDelegateAnsweringAnotherVersionIsConverted(t *testing.T) {
 	f := newFixture(t)
-	pod := testenv.NewNS(t)
-	conf := f.cni.Conf(t, f.netconf("1.0.0", func(c map[string]any) {
+	pod, conf, rt := f.attach("1.0.0", func(c map[string]any) {
 		c["delegates"].([]any)[0].(map[string]any)["cniVersion"] = "0.3.1"
-	}))
-	rt := testenv.Runtime(testenv.UniqueName("c"), pod.Path(), "eth0")
+	})
 	res, err := f.add(conf, rt)
 	if err != nil {
 		t.Fatalf("ADD: %v", err)

@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"fmt"
-	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -19,21 +18,6 @@ import (
 	"github.com/ratchet-cni/ratchet/internal/testenv"
 )
 
-// testLabelFile copies a label file of scripts/ with its addresses moved
-// from the seed's 192.168.2.0/24 to the test range 192.0.2.0/24.
-func testLabelFile(t *testing.T, name string) string {
-	t.Helper()
-	data, err := os.ReadFile(filepath.Join("..", "scripts", name))
-	if err != nil {
-		t.Fatal(err)
-	}
-	path := filepath.Join(t.TempDir(), name)
-	if err := os.WriteFile(path, []byte(strings.ReplaceAll(string(data), "192.168.2.", "192.0.2.")), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	return path
-}
-
 // dockerCluster is a one-host cluster whose pods are Docker containers
 // labelled like the seed's.
 func dockerCluster(t *testing.T, api string) (*testcluster.Cluster, *testenv.Docker) {
@@ -45,32 +29,27 @@ func dockerCluster(t *testing.T, api string) (*testcluster.Cluster, *testenv.Doc
 }
 
 func TestSeedPairFromDockerLabelsInBothOrders(t *testing.T) {
-	for _, api := range apis {
-		t.Run(api, func(t *testing.T) {
-			c, d := dockerCluster(t, api)
-			for _, order := range []string{"primary-first", "pair-first"} {
-				t.Run(order, func(t *testing.T) {
-					idA, pidA := d.RunContainer(t, testLabelFile(t, "primary.label"))
-					idB, pidB := d.RunContainer(t, testLabelFile(t, "pair.label"))
-					a := c.Hosts[0].ContainerPod("primary-pod", idA, pidA)
-					b := c.Hosts[0].ContainerPod("pair-pod", idB, pidB)
-					first, second := a, b
-					if order == "pair-first" {
-						first, second = b, a
-					}
-					first.MustAdd()
-					second.MustAdd()
-					assertSeedPairWired(t, a, b)
-					second.MustDel()
-					if first.HasLink(ifOf(first), "") {
-						t.Errorf("DEL of %s left the peer's end", second.Name)
-					}
-					first.MustDel()
-					c.AssertNothingLeft()
-				})
-			}
-		})
-	}
+	testenv.ForEachAPI(t, func(t *testing.T, api string) {
+		c, d := dockerCluster(t, api)
+		for _, order := range []string{"primary-first", "pair-first"} {
+			t.Run(order, func(t *testing.T) {
+				idA, pidA := d.RunContainer(t, testcluster.SeedLabelFile(t, "primary.label"))
+				idB, pidB := d.RunContainer(t, testcluster.SeedLabelFile(t, "pair.label"))
+				a := c.Hosts[0].ContainerPod("primary-pod", idA, pidA)
+				b := c.Hosts[0].ContainerPod("pair-pod", idB, pidB)
+				first, second := ordered(order, a, b)
+				first.MustAdd()
+				second.MustAdd()
+				assertSeedPairWired(t, a, b)
+				second.MustDel()
+				if first.HasLink(ifOf(first), "") {
+					t.Errorf("DEL of %s left the peer's end", second.Name)
+				}
+				first.MustDel()
+				c.AssertNothingLeft()
+			})
+		}
+	})
 }
 
 func TestUnlabelledContainerNeverTouchesEtcd(t *testing.T) {
@@ -97,20 +76,13 @@ func TestUnlabelledContainerNeverTouchesEtcd(t *testing.T) {
 }
 
 // TestDockerUnreachableIsAClearErrorAndRollsBack: a Docker socket that is
-// there but does not answer may hide a ratchet pod: code 11, rolled back.
+// there but refuses connections may hide a ratchet pod: code 11.
 func TestDockerUnreachableIsAClearErrorAndRollsBack(t *testing.T) {
 	c := testcluster.New(t, "v3", 1)
 	c.Metadata = []string{"docker"}
-	sock := filepath.Join(t.TempDir(), "dead-docker.sock")
-	l, err := net.Listen("unix", sock)
-	if err != nil {
-		t.Fatal(err)
-	}
-	l.(*net.UnixListener).SetUnlinkOnClose(false)
-	l.Close() // the socket file stays; nobody answers
-	c.DockerHost = "unix://" + sock
+	c.DockerHost = testenv.DeadDockerHost(t)
 	p := c.Hosts[0].NewPod("any")
-	err = p.Add()
+	err := p.Add()
 	if err == nil {
 		t.Fatal("ADD with docker unreachable succeeded")
 	}
@@ -145,14 +117,14 @@ func TestDockerRunCustomScriptPairsTheSeedPods(t *testing.T) {
 		"primary": {"primary.label", "primary-pod", "192.0.2.100"},
 		"pair":    {"pair.label", "pair-pod", "192.0.2.101"},
 	}
-	for _, api := range apis {
+	testenv.ForEachAPI(t, func(t *testing.T, api string) {
 		for _, first := range []string{"pair", "primary"} {
 			second := map[string]string{"pair": "primary", "primary": "pair"}[first]
-			t.Run(api+"/"+first+"-first", func(t *testing.T) {
+			t.Run(first+"-first", func(t *testing.T) {
 				runScriptPair(t, api, sides[first], sides[second])
 			})
 		}
-	}
+	})
 }
 
 func runScriptPair(t *testing.T, api string, first, second struct{ label, pod, ip string }) {
@@ -164,7 +136,7 @@ func runScriptPair(t *testing.T, api string, first, second struct{ label, pod, i
 	}
 	script := func(label string, args ...string) *exec.Cmd {
 		full := append([]string{"netns", "exec", h.NS.Name, filepath.Join("..", "scripts", "docker-run-custom.sh"),
-			"--label-file", testLabelFile(t, label)}, args...)
+			"--label-file", testcluster.SeedLabelFile(t, label)}, args...)
 		cmd := exec.Command("ip", full...)
 		cmd.Env = append(os.Environ(), "CNI_PATH="+c.CNI.BinDir, "NETCONFPATH="+confDir,
 			"DOCKER="+d.CLI(), "DOCKER_HOST="+d.Host, "INFRA_IMAGE="+d.Image)

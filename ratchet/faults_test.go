@@ -68,34 +68,30 @@ func TestBadMetadataIsRefusedNamingTheKey(t *testing.T) {
 }
 
 func TestEtcdDownAtAddIsTryAgainLaterAndLeavesNothing(t *testing.T) {
-	for _, api := range apis {
-		t.Run(api, func(t *testing.T) {
-			c := testcluster.New(t, api, 1)
-			mp, _ := seedPair()
-			c.Announce(mp)
-			p := c.Hosts[0].NewPod("primary-pod")
-			c.Etcd.Stop()
-			err := p.Add()
-			if err == nil {
-				t.Fatal("ADD with etcd down succeeded")
-			}
-			if code := cniCode(t, err); code != types.ErrTryAgainLater {
-				t.Errorf("code %d (%v), want 11", code, err)
-			}
-			if links := p.Links(); len(links) > 0 {
-				t.Errorf("pod netns has links %v", links)
-			}
-			c.Etcd.Restart()
-			c.AssertNothingLeft()
-		})
-	}
+	testenv.ForEachAPI(t, func(t *testing.T, api string) {
+		c := testcluster.New(t, api, 1)
+		mp, _ := testcluster.SeedPair(t)
+		c.Announce(mp)
+		p := c.Hosts[0].NewPod("primary-pod")
+		c.Etcd.Stop()
+		err := p.Add()
+		if err == nil {
+			t.Fatal("ADD with etcd down succeeded")
+		}
+		if code := cniCode(t, err); code != types.ErrTryAgainLater {
+			t.Errorf("code %d (%v), want 11", code, err)
+		}
+		if links := p.Links(); len(links) > 0 {
+			t.Errorf("pod netns has links %v", links)
+		}
+		c.Etcd.Restart()
+		c.AssertNothingLeft()
+	})
 }
 
 func TestEtcdDownAtDelStillReleasesDelegatesAndGCFinishes(t *testing.T) {
 	c := testcluster.New(t, "v3", 1)
-	mp, mq := seedPair()
-	c.Announce(mp)
-	c.Announce(mq)
+	c.AnnounceSeedPair()
 	h := c.Hosts[0]
 	a, b := h.NewPod("primary-pod"), h.NewPod("pair-pod")
 	a.MustAdd()

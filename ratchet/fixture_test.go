@@ -46,6 +46,25 @@ func newFixture(t *testing.T) *fixture {
 	}
 }
 
+// attach makes a pod netns, the netconf f.netconf(version, mutate) and the
+// runtime config of the pod's eth0 under a unique container ID.
+func (f *fixture) attach(version string, mutate func(map[string]any)) (*testenv.NS, *libcni.NetworkConfig, *libcni.RuntimeConf) {
+	f.t.Helper()
+	pod := testenv.NewNS(f.t)
+	return pod, f.cni.Conf(f.t, f.netconf(version, mutate)), testenv.Runtime(testenv.UniqueName("c"), pod.Path(), "eth0")
+}
+
+// mustAdd attaches a pod with the default netconf and ADDs it, failing the
+// test on an error.
+func (f *fixture) mustAdd() (*testenv.NS, *libcni.NetworkConfig, *libcni.RuntimeConf) {
+	f.t.Helper()
+	pod, conf, rt := f.attach("1.0.0", nil)
+	if _, err := f.add(conf, rt); err != nil {
+		f.t.Fatalf("ADD: %v", err)
+	}
+	return pod, conf, rt
+}
+
 // netconf returns a ratchet netconf with bridge + host-local as master and
 // ptp + host-local as a second delegate (unless mutate changes it).
 func (f *fixture) netconf(version string, mutate func(map[string]any)) []byte {

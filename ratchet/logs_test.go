@@ -16,7 +16,7 @@ import (
 // the command's op.
 func TestLogLinesCarryEachKeyOnce(t *testing.T) {
 	c := testcluster.New(t, "v3", 1)
-	mp, mq := seedPair()
+	mp, mq := testcluster.SeedPair(t)
 	c.Announce(mp)
 	c.Announce(mq)
 	a, b := c.Hosts[0].NewPod("primary-pod"), c.Hosts[0].NewPod("pair-pod")

@@ -10,21 +10,8 @@ import (
 	"github.com/ratchet-cni/ratchet/internal/metadata"
 	"github.com/ratchet-cni/ratchet/internal/store"
 	"github.com/ratchet-cni/ratchet/internal/testcluster"
+	"github.com/ratchet-cni/ratchet/internal/testenv"
 )
-
-var apis = []string{"v2", "v3"}
-
-// seedPair is the first ratchet's pair (primary.label / pair.label) on test
-// addresses.
-func seedPair() (primary, pair *metadata.Pod) {
-	primary = &metadata.Pod{Name: "primary-pod", Primary: true, Links: []metadata.Link{{
-		Peer: "pair-pod", IfName: "in1", IP: "192.0.2.100/24", PeerIfName: "in2", PeerIP: "192.0.2.101/24",
-	}}}
-	pair = &metadata.Pod{Name: "pair-pod", Expects: []metadata.Link{{
-		Peer: "primary-pod", IfName: "in2", IP: "192.0.2.101/24", PeerIfName: "in1", PeerIP: "192.0.2.100/24",
-	}}}
-	return primary, pair
-}
 
 // assertWired checks that both ends exist, ping works both ways, and CHECK
 // passes on both pods.
@@ -47,18 +34,13 @@ func assertSeedPairWired(t *testing.T, a, b *testcluster.Pod) {
 }
 
 func TestSameHostPairWiredInBothOrders(t *testing.T) {
-	for _, api := range apis {
+	testenv.ForEachAPI(t, func(t *testing.T, api string) {
 		for _, order := range []string{"primary-first", "pair-first"} {
-			t.Run(api+"/"+order, func(t *testing.T) {
+			t.Run(order, func(t *testing.T) {
 				c := testcluster.New(t, api, 1)
-				mp, mq := seedPair()
-				c.Announce(mp)
-				c.Announce(mq)
+				c.AnnounceSeedPair()
 				a, b := c.Hosts[0].NewPod("primary-pod"), c.Hosts[0].NewPod("pair-pod")
-				first, second := a, b
-				if order == "pair-first" {
-					first, second = b, a
-				}
+				first, second := ordered(order, a, b)
 				first.MustAdd()
 				second.MustAdd()
 				assertSeedPairWired(t, a, b)
@@ -73,7 +55,15 @@ func TestSameHostPairWiredInBothOrders(t *testing.T) {
 				c.AssertNothingLeft()
 			})
 		}
+	})
+}
+
+// ordered returns a, b, or b, a when order is "pair-first".
+func ordered(order string, a, b *testcluster.Pod) (first, second *testcluster.Pod) {
+	if order == "pair-first" {
+		return b, a
 	}
+	return a, b
 }
 
 // ifOf is the seed interface of the pod.
@@ -85,18 +75,13 @@ func ifOf(p *testcluster.Pod) string {
 }
 
 func TestCrossHostPairWiredInBothOrders(t *testing.T) {
-	for _, api := range apis {
+	testenv.ForEachAPI(t, func(t *testing.T, api string) {
 		for _, order := range []string{"primary-first", "pair-first"} {
-			t.Run(api+"/"+order, func(t *testing.T) {
+			t.Run(order, func(t *testing.T) {
 				c := testcluster.New(t, api, 2)
-				mp, mq := seedPair()
-				c.Announce(mp)
-				c.Announce(mq)
+				c.AnnounceSeedPair()
 				a, b := c.Hosts[0].NewPod("primary-pod"), c.Hosts[1].NewPod("pair-pod")
-				first, second := a, b
-				if order == "pair-first" {
-					first, second = b, a
-				}
+				first, second := ordered(order, a, b)
 				first.MustAdd()
 				second.MustAdd()
 				returned := time.Now()
@@ -116,7 +101,7 @@ func TestCrossHostPairWiredInBothOrders(t *testing.T) {
 				c.AssertNothingLeft()
 			})
 		}
-	}
+	})
 }
 
 func TestPairAddedAtOnceGetsExactlyOneVeth(t *testing.T) {
@@ -124,35 +109,31 @@ func TestPairAddedAtOnceGetsExactlyOneVeth(t *testing.T) {
 	if testing.Short() {
 		trials = map[string]int{"v3": 5, "v2": 5}
 	}
-	for _, api := range apis {
-		t.Run(api, func(t *testing.T) {
-			c := testcluster.New(t, api, 1)
-			mp, mq := seedPair()
-			c.Announce(mp)
-			c.Announce(mq)
-			for i := range trials[api] {
-				a, b := c.Hosts[0].NewPod("primary-pod"), c.Hosts[0].NewPod("pair-pod")
-				var wg sync.WaitGroup
-				errs := make([]error, 2)
-				for j, p := range []*testcluster.Pod{a, b} {
-					wg.Add(1)
-					go func() { defer wg.Done(); errs[j] = p.Add() }()
-				}
-				wg.Wait()
-				if errs[0] != nil || errs[1] != nil {
-					t.Fatalf("trial %d: ADD errors %v\n%s", i, errs, c.Hosts[0].LogTail())
-				}
-				assertOneLink(t, a, "in1")
-				assertOneLink(t, b, "in2")
-				if err := a.Ping("192.0.2.101"); err != nil {
-					t.Fatalf("trial %d: %v", i, err)
-				}
-				a.MustDel()
-				b.MustDel()
-				c.AssertNothingLeft()
+	testenv.ForEachAPI(t, func(t *testing.T, api string) {
+		c := testcluster.New(t, api, 1)
+		c.AnnounceSeedPair()
+		for i := range trials[api] {
+			a, b := c.Hosts[0].NewPod("primary-pod"), c.Hosts[0].NewPod("pair-pod")
+			var wg sync.WaitGroup
+			errs := make([]error, 2)
+			for j, p := range []*testcluster.Pod{a, b} {
+				wg.Add(1)
+				go func() { defer wg.Done(); errs[j] = p.Add() }()
 			}
-		})
-	}
+			wg.Wait()
+			if errs[0] != nil || errs[1] != nil {
+				t.Fatalf("trial %d: ADD errors %v\n%s", i, errs, c.Hosts[0].LogTail())
+			}
+			assertOneLink(t, a, "in1")
+			assertOneLink(t, b, "in2")
+			if err := a.Ping("192.0.2.101"); err != nil {
+				t.Fatalf("trial %d: %v", i, err)
+			}
+			a.MustDel()
+			b.MustDel()
+			c.AssertNothingLeft()
+		}
+	})
 }
 
 // assertOneLink checks that the pod has exactly eth0 and one link ifname.
@@ -164,30 +145,12 @@ func assertOneLink(t *testing.T, p *testcluster.Pod, ifname string) {
 	}
 }
 
-// chain is the first ratchet's router example: centosa–quagga-a–quagga-b–
-// centosb. quagga-a declares the cross-host link to quagga-b, which expects
-// it and declares its own link to centosb; centosa declares its link to
-// quagga-a.
-func chainPods() []*metadata.Pod {
-	return []*metadata.Pod{
-		{Name: "centosa", Primary: true, Links: []metadata.Link{
-			{Peer: "quagga-a", IfName: "in1", IP: "192.0.2.1/30", PeerIfName: "in1", PeerIP: "192.0.2.2/30"}}},
-		{Name: "quagga-a", Links: []metadata.Link{
-			{Peer: "quagga-b", IfName: "in2", IP: "203.0.113.1/30", PeerIfName: "in1", PeerIP: "203.0.113.2/30", MTU: 1400}}},
-		{Name: "quagga-b", Links: []metadata.Link{
-			{Peer: "centosb", IfName: "in2", IP: "192.0.2.5/30", PeerIfName: "in1", PeerIP: "192.0.2.6/30"}},
-			Expects: []metadata.Link{
-				{Peer: "quagga-a", IfName: "in1", IP: "203.0.113.2/30", PeerIfName: "in2", PeerIP: "203.0.113.1/30"}}},
-		{Name: "centosb"},
-	}
-}
-
 func TestRouterChainWiredWhateverTheOrder(t *testing.T) {
 	orders := [][]int{{0, 1, 2, 3}, {3, 2, 1, 0}, {1, 2, 0, 3}, {2, 0, 3, 1}}
 	for _, order := range orders {
 		t.Run(fmt.Sprint(order), func(t *testing.T) {
 			c := testcluster.New(t, "v3", 2)
-			specs := chainPods()
+			specs := testcluster.RouterChain(t)
 			pods := make([]*testcluster.Pod, 4)
 			for i, m := range specs {
 				c.Announce(m)
@@ -196,15 +159,7 @@ func TestRouterChainWiredWhateverTheOrder(t *testing.T) {
 			for _, i := range order {
 				pods[i].MustAdd()
 			}
-			pings := []struct {
-				from int
-				to   string
-			}{{0, "192.0.2.2"}, {1, "192.0.2.1"}, {1, "203.0.113.2"}, {2, "203.0.113.1"}, {2, "192.0.2.6"}, {3, "192.0.2.5"}}
-			for _, p := range pings {
-				if !testcluster.WaitFor(10*time.Second, func() bool { return pods[p.from].Ping(p.to) == nil }) {
-					t.Errorf("%s cannot ping %s\n%s\n%s", specs[p.from].Name, p.to, c.Hosts[0].LogTail(), c.Hosts[1].LogTail())
-				}
-			}
+			testcluster.AssertLinksPing(t, specs, pods, 10*time.Second)
 			for _, p := range pods {
 				if err := p.Check(); err != nil {
 					t.Errorf("CHECK %s: %v", p.Name, err)
@@ -220,9 +175,7 @@ func TestRouterChainWiredWhateverTheOrder(t *testing.T) {
 
 func TestRecreatedPodGetsItsLinksBack(t *testing.T) {
 	c := testcluster.New(t, "v3", 1)
-	mp, mq := seedPair()
-	c.Announce(mp)
-	c.Announce(mq)
+	c.AnnounceSeedPair()
 	a, b := c.Hosts[0].NewPod("primary-pod"), c.Hosts[0].NewPod("pair-pod")
 	a.MustAdd()
 	b.MustAdd()

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/ratchet-cni/ratchet/internal/testcluster"
+	"github.com/ratchet-cni/ratchet/internal/testenv"
 )
 
 func TestAddRacingPeerDelLeavesNothing(t *testing.T) {
@@ -16,51 +17,45 @@ func TestAddRacingPeerDelLeavesNothing(t *testing.T) {
 	if testing.Short() {
 		trials = map[string]int{"v3": 5, "v2": 3}
 	}
-	for _, api := range apis {
-		t.Run(api, func(t *testing.T) {
-			c := newCluster(t, api, 1)
-			h := c.Hosts[0]
-			mp, mq := seedPair()
-			c.Announce(mp)
-			c.Announce(mq)
-			var slowest time.Duration
-			for i := range trials[api] {
-				// Alternate which side declares the link.
-				adder, deleted := h.NewPod("primary-pod"), h.NewPod("pair-pod")
-				if i%2 == 1 {
-					adder, deleted = deleted, adder
-				}
-				deleted.MustAdd()
-				start := make(chan struct{})
-				var wg sync.WaitGroup
-				var addErr, delErr error
-				wg.Add(2)
-				go func() { defer wg.Done(); <-start; addErr = adder.Add() }()
-				go func() { defer wg.Done(); <-start; delErr = deleted.Del() }()
-				began := time.Now()
-				close(start)
-				wg.Wait()
-				slowest = max(slowest, time.Since(began))
-				if addErr != nil || delErr != nil {
-					t.Errorf("trial %d: ADD of %s: %v; DEL of %s: %v\n%s", i, adder.Name, addErr, deleted.Name, delErr, h.LogTail())
-				}
-				adder.MustDel()
-				deleted.MustDel()
-				c.AssertNoLeftovers(adder, deleted)
-				if t.Failed() {
-					t.Fatalf("trial %d of %d failed", i, trials[api])
-				}
+	testenv.ForEachAPI(t, func(t *testing.T, api string) {
+		c := newCluster(t, api, 1)
+		h := c.Hosts[0]
+		c.AnnounceSeedPair()
+		var slowest time.Duration
+		for i := range trials[api] {
+			// Alternate which side declares the link.
+			adder, deleted := h.NewPod("primary-pod"), h.NewPod("pair-pod")
+			if i%2 == 1 {
+				adder, deleted = deleted, adder
 			}
-			t.Logf("%d trials; slowest ADD/DEL race %v", trials[api], slowest)
-		})
-	}
+			deleted.MustAdd()
+			start := make(chan struct{})
+			var wg sync.WaitGroup
+			var addErr, delErr error
+			wg.Add(2)
+			go func() { defer wg.Done(); <-start; addErr = adder.Add() }()
+			go func() { defer wg.Done(); <-start; delErr = deleted.Del() }()
+			began := time.Now()
+			close(start)
+			wg.Wait()
+			slowest = max(slowest, time.Since(began))
+			if addErr != nil || delErr != nil {
+				t.Errorf("trial %d: ADD of %s: %v; DEL of %s: %v\n%s", i, adder.Name, addErr, deleted.Name, delErr, h.LogTail())
+			}
+			adder.MustDel()
+			deleted.MustDel()
+			c.AssertNoLeftovers(adder, deleted)
+			if t.Failed() {
+				t.Fatalf("trial %d of %d failed", i, trials[api])
+			}
+		}
+		t.Logf("%d trials; slowest ADD/DEL race %v", trials[api], slowest)
+	})
 }
 
 func TestRecreatedPodNewIncarnationIsWiredByTheOneAgent(t *testing.T) {
 	c := newCluster(t, "v3", 2)
-	mp, mq := seedPair()
-	c.Announce(mp)
-	c.Announce(mq)
+	c.AnnounceSeedPair()
 	a1, b := c.Hosts[0].NewPod("primary-pod"), c.Hosts[1].NewPod("pair-pod")
 	a1.MustAdd()
 	a2 := c.Hosts[0].NewPod("primary-pod")

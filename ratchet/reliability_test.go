@@ -139,7 +139,7 @@ func leases(t *testing.T, h *testcluster.Host) int {
 }
 
 func TestEtcdKilledDuringAddFailsWithCode11OrSucceedsAndDelLeavesNothing(t *testing.T) {
-	for _, api := range apis {
+	for _, api := range testenv.APIs() {
 		t.Run(api, func(t *testing.T) {
 			c, ec, hub, spoke := hubCluster(t, api)
 			spoke.MustAdd()
@@ -175,7 +175,7 @@ func TestEtcdKilledDuringAddFailsWithCode11OrSucceedsAndDelLeavesNothing(t *test
 }
 
 func TestEtcdKilledDuringDelStillReleasesDelegatesAndGCClearsRecords(t *testing.T) {
-	for _, api := range apis {
+	for _, api := range testenv.APIs() {
 		t.Run(api, func(t *testing.T) {
 			c, ec, hub, spoke := hubCluster(t, api)
 			h := c.Hosts[0]
@@ -222,7 +222,7 @@ func TestMasterDelegateMissingOrFailingFailsAddNamingItAndLeavesNothing(t *testi
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			c := newCluster(t, "v3", 1)
-			mp, _ := seedPair()
+			mp, _ := testcluster.SeedPair(t)
 			c.Announce(mp)
 			p := c.Hosts[0].NewKillablePod("primary-pod")
 			p.Reconfigure(func(conf map[string]any) { tc.mutate(conf["delegates"].([]any)[0].(map[string]any)) })
@@ -255,7 +255,7 @@ func TestMasterDelegateMissingOrFailingFailsAddNamingItAndLeavesNothing(t *testi
 func TestPeerNetnsGoneBeforeWiringRecordsLinkFailedAndAddSucceeds(t *testing.T) {
 	c := newCluster(t, "v3", 1)
 	h := c.Hosts[0]
-	mp, mq := seedPair()
+	mp, mq := testcluster.SeedPair(t)
 	c.Announce(mp)
 	c.Announce(mq)
 	a, b := h.NewKillablePod("primary-pod"), h.NewPod("pair-pod")
@@ -284,7 +284,7 @@ func TestCorruptCacheDelStillReleasesEverything(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			c := newCluster(t, "v3", 1)
 			h := c.Hosts[0]
-			mp, mq := seedPair()
+			mp, mq := testcluster.SeedPair(t)
 			c.Announce(mp)
 			c.Announce(mq)
 			a, b := h.NewPod("primary-pod"), h.NewPod("pair-pod")
@@ -314,13 +314,13 @@ func TestCorruptCacheDelStillReleasesEverything(t *testing.T) {
 }
 
 func TestAgentResumesAfterEtcdRestart(t *testing.T) {
-	for _, api := range apis {
+	for _, api := range testenv.APIs() {
 		// watching: the agent watches when etcd goes; starting: etcd goes
 		// as soon as ADD returned.
 		for _, when := range []string{"watching", "starting"} {
 			t.Run(api+"/"+when, func(t *testing.T) {
 				c, ec := crashableCluster(t, api, 2)
-				mp, mq := seedPair()
+				mp, mq := testcluster.SeedPair(t)
 				c.Announce(mp)
 				c.Announce(mq)
 				a, b := c.NewPod(c.Hosts[0], "primary-pod"), c.NewPod(c.Hosts[1], "pair-pod")

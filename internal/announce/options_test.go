@@ -3,13 +3,12 @@ package announce
 import (
 	"errors"
 	"flag"
-	"os"
-	"path/filepath"
 	"reflect"
 	"strings"
 	"testing"
 
 	"github.com/ratchet-cni/ratchet/internal/metadata"
+	"github.com/ratchet-cni/ratchet/internal/testenv"
 )
 
 // sidecarEnv is the environment of the first ratchet's announcer sidecar.
@@ -71,10 +70,7 @@ func TestFlagsWinOverEnvironment(t *testing.T) {
 }
 
 func TestBadInputNamesTheSetting(t *testing.T) {
-	topo := filepath.Join(t.TempDir(), "t.yaml")
-	if err := os.WriteFile(topo, []byte(chainYAML), 0o600); err != nil {
-		t.Fatal(err)
-	}
+	topo := testenv.RepoFile(testenv.RouterChainFile)
 	tests := []struct {
 		name string
 		args []string
@@ -116,10 +112,7 @@ func TestBadInputNamesTheSetting(t *testing.T) {
 }
 
 func TestTopologyFileSelectsOnePod(t *testing.T) {
-	topo := filepath.Join(t.TempDir(), "t.yaml")
-	if err := os.WriteFile(topo, []byte(chainYAML), 0o600); err != nil {
-		t.Fatal(err)
-	}
+	topo := testenv.RepoFile(testenv.RouterChainFile)
 	o, err := ParseArgs([]string{"--pod-name", "quagga-a"}, envFunc(map[string]string{"TOPOLOGY_FILE": topo, "POD_NAMESPACE": "default"}))
 	if err != nil {
 		t.Fatal(err)

@@ -1,29 +1,25 @@
 package announce
 
 import (
+	"os"
 	"reflect"
 	"strings"
 	"testing"
 
 	"github.com/ratchet-cni/ratchet/internal/metadata"
+	"github.com/ratchet-cni/ratchet/internal/testenv"
 )
 
-// chainYAML is the first ratchet's router chain: centosa–quagga-a–quagga-b–
-// centosb, each pod at end b of at most one link.
-const chainYAML = `
-namespace: default
-pods:
-  - name: centosa
-    public_ip: 1.1.1.1
-links:
-  - a: {pod: centosa,  ifname: in1, ip: 192.0.2.1/30}
-    b: {pod: quagga-a, ifname: in1, ip: 192.0.2.2/30}
-  - a: {pod: quagga-a, ifname: in2, ip: 203.0.113.1/30}
-    b: {pod: quagga-b, ifname: in1, ip: 203.0.113.2/30}
-    mtu: 1400
-  - a: {pod: quagga-b, ifname: in2, ip: 192.0.2.5/30}
-    b: {pod: centosb,  ifname: in1, ip: 192.0.2.6}
-`
+// chainYAML returns the router chain's topology (testenv.RouterChainFile):
+// centosa–quagga-a–quagga-b–centosb, each pod at end b of at most one link.
+func chainYAML(t testing.TB) string {
+	t.Helper()
+	data, err := os.ReadFile(testenv.RepoFile(testenv.RouterChainFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(data)
+}
 
 func mustRecords(t *testing.T, src string) []Record {
 	t.Helper()
@@ -39,7 +35,7 @@ func mustRecords(t *testing.T, src string) []Record {
 }
 
 func TestChainTopologyDeclaresAtEndAAndExpectsAtEndB(t *testing.T) {
-	recs := mustRecords(t, chainYAML)
+	recs := mustRecords(t, chainYAML(t))
 	var names []string
 	pods := map[string]*metadata.Pod{}
 	for _, r := range recs {
@@ -62,13 +58,30 @@ func TestChainTopologyDeclaresAtEndAAndExpectsAtEndB(t *testing.T) {
 		"quagga-a": {Name: "quagga-a", Namespace: "default", Primary: true, Links: []metadata.Link{
 			{Peer: "quagga-b", IfName: "in2", IP: "203.0.113.1/30", PeerIfName: "in1", PeerIP: "203.0.113.2/30", MTU: 1400}}},
 		"quagga-b": {Name: "quagga-b", Namespace: "default", Primary: true, Links: []metadata.Link{
-			{Peer: "centosb", IfName: "in2", IP: "192.0.2.5/30", PeerIfName: "in1", PeerIP: "192.0.2.6/24"}}},
+			{Peer: "centosb", IfName: "in2", IP: "192.0.2.5/30", PeerIfName: "in1", PeerIP: "192.0.2.6/30"}}},
 		"centosb": {Name: "centosb", Namespace: "default", Expects: []metadata.Link{
-			{Peer: "quagga-b", IfName: "in1", IP: "192.0.2.6/24", PeerIfName: "in2", PeerIP: "192.0.2.5/30"}}},
+			{Peer: "quagga-b", IfName: "in1", IP: "192.0.2.6/30", PeerIfName: "in2", PeerIP: "192.0.2.5/30"}}},
 	}
 	for name, w := range want {
 		if !reflect.DeepEqual(pods[name], w) {
 			t.Errorf("%s:\n got %+v\nwant %+v", name, pods[name], w)
+		}
+	}
+}
+
+func TestBareAddressGetsTheDefaultPrefix(t *testing.T) {
+	recs := mustRecords(t, `
+links:
+  - a: {pod: quagga-b, ifname: in2, ip: 192.0.2.5/30}
+    b: {pod: centosb,  ifname: in1, ip: 192.0.2.6}
+`)
+	for _, r := range recs {
+		p, err := metadata.Parse(r.Labels, "eth0")
+		if err != nil || p == nil {
+			t.Fatalf("record of %s does not parse: %v", r, err)
+		}
+		if p.Name == "centosb" && (len(p.Expects) != 1 || p.Expects[0].IP != "192.0.2.6/24") {
+			t.Errorf("centosb expects %+v, want its bare 192.0.2.6 as 192.0.2.6/24", p.Expects)
 		}
 	}
 }
@@ -157,7 +170,7 @@ func TestYAMLScalarsStayStrings(t *testing.T) {
 }
 
 func TestSelectNamesUnknownPod(t *testing.T) {
-	recs := mustRecords(t, chainYAML)
+	recs := mustRecords(t, chainYAML(t))
 	got, err := Select(recs, "quagga-b", "--pod-name/POD_NAME")
 	if err != nil || len(got) != 1 || got[0].Name != "quagga-b" {
 		t.Fatalf("Select quagga-b = %v, %v", got, err)
@@ -169,7 +182,7 @@ func TestSelectNamesUnknownPod(t *testing.T) {
 }
 
 func FuzzTopology(f *testing.F) {
-	f.Add([]byte(chainYAML))
+	f.Add([]byte(chainYAML(f)))
 	f.Add([]byte("pods:\n  - name: x\n    links:\n      - {peer: y, ifname: a, peer_ifname: b, ip: 10.1.1.1}\n"))
 	f.Add([]byte(`{"links":[{"a":{"pod":"a","ifname":"x"},"b":{"pod":"b","ifname":"y"},"mtu":1500}]}`))
 	f.Fuzz(func(t *testing.T, data []byte) {

@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"maps"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -152,16 +151,9 @@ func TestNoDockerSocketIsNoMetadata(t *testing.T) {
 // TestDeadDockerSocketIsUnavailable: a socket that is there but does not
 // answer may hide a ratchet pod: unavailable (code 11 for the pod).
 func TestDeadDockerSocketIsUnavailable(t *testing.T) {
-	path := filepath.Join(t.TempDir(), "docker.sock")
-	l, err := net.Listen("unix", path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	l.(*net.UnixListener).SetUnlinkOnClose(false)
-	l.Close() // the file stays, nobody listens: connection refused
-	host := "unix://" + path
+	host := testenv.DeadDockerHost(t)
 	s := newSource(t, host)
-	_, err = s.Labels(context.Background(), metadata.Query{ContainerID: "abc"})
+	_, err := s.Labels(context.Background(), metadata.Query{ContainerID: "abc"})
 	if !errors.Is(err, metadata.ErrSourceUnavailable) || !strings.HasPrefix(err.Error(), "docker at "+host+" unreachable: ") {
 		t.Fatalf("dead socket: %v, want ErrSourceUnavailable saying docker at %s unreachable", err, host)
 	}

@@ -15,8 +15,6 @@ import (
 	"github.com/ratchet-cni/ratchet/internal/testenv"
 )
 
-var apis = []string{store.APIv2, store.APIv3}
-
 // backend is one Store implementation the conformance tests run against,
 // with the means to do to it what the real ones undergo.
 type backend struct {
@@ -33,7 +31,7 @@ type backend struct {
 // backends returns v2 and v3 on the etcd e, and memstore.
 func backends(e *testenv.Etcd) []*backend {
 	var bs []*backend
-	for _, api := range apis {
+	for _, api := range testenv.APIs() {
 		bs = append(bs, &backend{
 			name: api,
 			open: func(t *testing.T, prefix string, timeout time.Duration) store.Store {

@@ -35,9 +35,10 @@ func silentURL(t *testing.T) string {
 func TestUnreachableEtcdIsErrUnavailable(t *testing.T) {
 	const timeout = 500 * time.Millisecond
 	endpoints := map[string]string{"refused": refusedURL(t), "silent": silentURL(t)}
-	for _, api := range apis {
+	testenv.ForEachAPI(t, func(t *testing.T, api string) {
+		t.Parallel()
 		for name, url := range endpoints {
-			t.Run(api+"/"+name, func(t *testing.T) {
+			t.Run(name, func(t *testing.T) {
 				t.Parallel()
 				s := newStore(t, store.Config{Endpoints: []string{url}, API: api, Prefix: "/ratchet", Timeout: timeout})
 				k := store.Keys{Prefix: "/ratchet"}
@@ -61,7 +62,7 @@ func TestUnreachableEtcdIsErrUnavailable(t *testing.T) {
 				}
 			})
 		}
-	}
+	})
 }
 
 func TestV2AgainstEtcdWithoutV2NamesV3(t *testing.T) {

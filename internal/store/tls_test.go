@@ -54,7 +54,7 @@ func TestTLSClientCertAndV3Auth(t *testing.T) {
 	_, err = s4.Create(ctx, k.Pod("v2", "a"), []byte("1"), 0)
 	mustOK(t, "v2 create over TLS", err)
 
-	for _, api := range apis {
+	testenv.ForEachAPI(t, func(t *testing.T, api string) {
 		noCert := cfg
 		noCert.API, noCert.Cert, noCert.Key, noCert.Timeout = api, "", "", 500*time.Millisecond
 		s3, err := store.New(noCert)
@@ -66,5 +66,5 @@ func TestTLSClientCertAndV3Auth(t *testing.T) {
 			t.Fatalf("%s without a client certificate: %v; want a TLS failure, not ErrUnavailable", api, err)
 		}
 		t.Log(err)
-	}
+	})
 }

@@ -11,7 +11,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -217,21 +216,10 @@ func (p *Pod) Ping(addr string) error {
 // Links lists the pod's links but lo.
 func (p *Pod) Links() []string {
 	var names []string
-	for _, line := range strings.Split(p.MustExec("ip", "-o", "link", "show"), "\n") {
-		// Lines start with the index; anything else is a message of ip's
-		// (e.g. about a peer netns that is going away).
-		if f := strings.SplitN(line, ": ", 3); len(f) >= 2 && isIndex(f[0]) {
-			if name, _, _ := strings.Cut(f[1], "@"); name != "lo" {
-				names = append(names, name)
-			}
-		}
+	for _, l := range testenv.ParseIPLinks(p.MustExec("ip", "-o", "link", "show")) {
+		names = append(names, l.Name)
 	}
 	return names
-}
-
-func isIndex(s string) bool {
-	_, err := strconv.Atoi(s)
-	return err == nil
 }
 
 // InHost runs fn with the calling thread in the pod's host netns.

@@ -128,11 +128,9 @@ func (p *Pod) KillSandbox() {
 		t.Fatal(err)
 	}
 	var peers []string
-	for _, line := range strings.Split(out, "\n") {
-		if f := strings.SplitN(line, ": ", 3); len(f) == 3 {
-			if _, peer, ok := strings.Cut(f[1], "@if"); ok {
-				peers = append(peers, peer)
-			}
+	for _, l := range testenv.ParseIPLinks(out) {
+		if idx, ok := strings.CutPrefix(l.Peer, "if"); ok {
+			peers = append(peers, idx)
 		}
 	}
 	mustRun(t, "ip", "netns", "del", filepath.Base(p.Netns))
@@ -234,20 +232,11 @@ func (p *Pod) linksIfAlive() (links []linkInfo, ok bool) {
 // parseLinks reads `ip -o link show`: "5: name@peer: <…> mtu 1500 … master br0 state UP …".
 func parseLinks(out string) []linkInfo {
 	var links []linkInfo
-	for _, line := range strings.Split(out, "\n") {
-		f := strings.SplitN(line, ": ", 3)
-		if len(f) < 3 {
-			continue
-		}
-		name, _, _ := strings.Cut(f[1], "@")
-		if name == "lo" {
-			continue
-		}
-		l := linkInfo{name: name}
-		words := strings.Fields(f[2])
-		for i := 0; i+1 < len(words); i++ {
-			if words[i] == "master" {
-				l.master = words[i+1]
+	for _, il := range testenv.ParseIPLinks(out) {
+		l := linkInfo{name: il.Name}
+		for i := 0; i+1 < len(il.Words); i++ {
+			if il.Words[i] == "master" {
+				l.master = il.Words[i+1]
 			}
 		}
 		links = append(links, l)

@@ -1,6 +1,8 @@
 package testenv
 
 import (
+	"bytes"
+	"errors"
 	"fmt"
 	"os"
 	"os/exec"
@@ -86,16 +88,16 @@ func Bin(t testing.TB, pkg string) string {
 func goBuild(dir string, pkgs []string) error {
 	args := append([]string{"build", "-o", dir + "/"}, pkgs...)
 	cmd := exec.Command("go", args...)
-	cmd.Dir = moduleRoot()
+	cmd.Dir = ModuleRoot()
 	if out, err := cmd.CombinedOutput(); err != nil {
 		return fmt.Errorf("go build %v: %w: %s", pkgs, err, out)
 	}
 	return nil
 }
 
-// moduleRoot finds the directory holding go.mod above this process's working
+// ModuleRoot finds the directory holding go.mod above this process's working
 // directory (tests run in their package directory).
-func moduleRoot() string {
+func ModuleRoot() string {
 	dir, err := os.Getwd()
 	if err != nil {
 		return "."
@@ -108,4 +110,31 @@ func moduleRoot() string {
 			return dir
 		}
 	}
+}
+
+// RouterChainFile is the router chain's topology (centosa – quagga-a –
+// quagga-b – centosb), relative to the module root: the one file the demo
+// and the tests announce.
+const RouterChainFile = "examples/router-chain.topology.yaml"
+
+// RepoFile returns the path of a file of the repository given relative to
+// the module root (slash-separated).
+func RepoFile(rel string) string {
+	return filepath.Join(ModuleRoot(), filepath.FromSlash(rel))
+}
+
+// RunEnv runs a command with env as its whole environment and returns its
+// exit code, stdout and stderr; it fails t only when the command cannot
+// run at all.
+func RunEnv(t testing.TB, env []string, name string, args ...string) (code int, stdout, stderr string) {
+	t.Helper()
+	cmd := exec.Command(name, args...)
+	cmd.Env = env
+	var out, errOut bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &errOut
+	var ee *exec.ExitError
+	if err := cmd.Run(); err != nil && !errors.As(err, &ee) {
+		t.Fatalf("run %s: %v", name, err)
+	}
+	return cmd.ProcessState.ExitCode(), out.String(), errOut.String()
 }

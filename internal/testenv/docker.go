@@ -444,3 +444,20 @@ func (d *Docker) removeCgroups(t testing.TB) {
 
 // CLI is the path of the docker CLI the helpers use.
 func (d *Docker) CLI() string { return d.cli }
+
+// DeadDockerHost returns a unix:// Docker host whose socket file exists but
+// has no listener: connecting is refused, as with a daemon that is down
+// (unlike a missing socket, which means no Docker on the host).
+func DeadDockerHost(t testing.TB) string {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "docker.sock")
+	l, err := net.Listen("unix", path)
+	if err != nil {
+		t.Fatalf("listen on %s: %v", path, err)
+	}
+	l.(*net.UnixListener).SetUnlinkOnClose(false)
+	if err := l.Close(); err != nil {
+		t.Fatalf("close %s: %v", path, err)
+	}
+	return "unix://" + path
+}

@@ -12,6 +12,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -118,15 +119,45 @@ func HostLinks(t testing.TB) []string {
 
 func parseLinkNames(out string) []string {
 	var names []string
-	for _, line := range strings.Split(out, "\n") {
-		fields := strings.SplitN(line, ": ", 3)
-		if len(fields) < 2 {
-			continue
-		}
-		name, _, _ := strings.Cut(fields[1], "@")
-		if name != "lo" {
-			names = append(names, name)
-		}
+	for _, l := range ParseIPLinks(out) {
+		names = append(names, l.Name)
 	}
 	return names
+}
+
+// IPLink is one line of `ip -o link show`: the link's name, what followed
+// its "@" ("if12" for a peer in another netns, a name in the same one,
+// "NONE"), and the words after it ("<...>", "mtu", "1500", "master", ...).
+type IPLink struct {
+	Name  string
+	Peer  string
+	Words []string
+}
+
+// ParseIPLinks reads the output of `ip -o link show`, lo excluded.
+func ParseIPLinks(out string) []IPLink {
+	var links []IPLink
+	for _, line := range strings.Split(out, "\n") {
+		fields := strings.SplitN(line, ": ", 3)
+		// A link's line starts with its index; skip anything else, such as
+		// "Warning: Peer netns reference is invalid." on stderr.
+		if len(fields) < 2 || !isIndex(fields[0]) {
+			continue
+		}
+		name, peer, _ := strings.Cut(fields[1], "@")
+		if name == "lo" {
+			continue
+		}
+		l := IPLink{Name: name, Peer: peer}
+		if len(fields) == 3 {
+			l.Words = strings.Fields(fields[2])
+		}
+		links = append(links, l)
+	}
+	return links
+}
+
+func isIndex(s string) bool {
+	_, err := strconv.Atoi(s)
+	return err == nil
 }

@@ -12,29 +12,23 @@ import (
 	"github.com/ratchet-cni/ratchet/internal/store"
 )
 
-// topology is the first ratchet's router example: centosa – quagga-a
+// topologyFile is the first ratchet's router example, relative to the
+// repository root (the tests announce the same file): centosa – quagga-a
 // (same host), quagga-a – quagga-b (across hosts, vxlan), quagga-b –
 // centosb (same host).
-const topology = `namespace: default
-links:
-  - a: {pod: centosa,  ifname: in1, ip: 192.0.2.1/30}
-    b: {pod: quagga-a, ifname: in1, ip: 192.0.2.2/30}
-  - a: {pod: quagga-a, ifname: in2, ip: 203.0.113.1/30}
-    b: {pod: quagga-b, ifname: in1, ip: 203.0.113.2/30}
-  - a: {pod: quagga-b, ifname: in2, ip: 192.0.2.5/30}
-    b: {pod: centosb,  ifname: in1, ip: 192.0.2.6/30}
-`
+const topologyFile = "examples/router-chain.topology.yaml"
 
 func (d *demo) etcdFlags() []string {
 	return []string{"--etcd-endpoints", d.etcdURL, "--etcd-api", "v3", "--etcd-prefix", d.prefix}
 }
 
 func (d *demo) announce(ctx context.Context) error {
-	path := filepath.Join(d.work, "topology.yaml")
-	if err := os.WriteFile(path, []byte(topology), 0o600); err != nil {
-		return err
+	path := filepath.Join(d.root, filepath.FromSlash(topologyFile))
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return fmt.Errorf("read the router chain topology: %w", err)
 	}
-	fmt.Print(indent(topology))
+	fmt.Print(indent(string(data)))
 	out, err := sh(ctx, nil, filepath.Join(d.bin, "announcer"), append(d.etcdFlags(), "--file", path)...)
 	fmt.Print(indent(out))
 	return err

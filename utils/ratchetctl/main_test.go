@@ -25,30 +25,11 @@ func TestMain(m *testing.M) { os.Exit(testenv.Main(m)) }
 
 const pkgCtl = "github.com/ratchet-cni/ratchet/utils/ratchetctl"
 
-func etcdEnv(url, api, prefix string) []string {
-	return []string{"PATH=" + os.Getenv("PATH"), "ETCD_ENDPOINTS=" + url, "ETCD_API=" + api, "ETCD_PREFIX=" + prefix}
-}
-
-// run runs the command with env only and returns exit code, stdout, stderr.
-func run(t *testing.T, env []string, name string, args ...string) (int, string, string) {
-	t.Helper()
-	cmd := exec.Command(name, args...)
-	cmd.Env = env
-	var out, errOut bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &out, &errOut
-	err := cmd.Run()
-	var ee *exec.ExitError
-	if err != nil && !errors.As(err, &ee) {
-		t.Fatal(err)
-	}
-	return cmd.ProcessState.ExitCode(), out.String(), errOut.String()
-}
-
 // ratchetctl runs the built binary against the cluster's etcd and fails
 // the test unless it exits 0.
 func ratchetctl(t *testing.T, c *testcluster.Cluster, args ...string) string {
 	t.Helper()
-	code, out, errOut := run(t, etcdEnv(c.Etcd.URL, c.API, c.Prefix), testenv.Bin(t, pkgCtl), args...)
+	code, out, errOut := testenv.RunEnv(t, testenv.EtcdEnv(c.Etcd.URL, c.API, c.Prefix), testenv.Bin(t, pkgCtl), args...)
 	if code != 0 {
 		t.Fatalf("ratchetctl %v: exit %d: %s%s", args, code, out, errOut)
 	}
@@ -303,12 +284,12 @@ func TestSeedScriptsPopulateAndDelete(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer kv.Close()
-	env := append(etcdEnv(e.URL, "v2", prefix), "RATCHETCTL="+testenv.Bin(t, pkgCtl))
+	env := append(testenv.EtcdEnv(e.URL, "v2", prefix), "RATCHETCTL="+testenv.Bin(t, pkgCtl))
 	for _, s := range []struct{ script, label, pod string }{
 		{"etcd_populator.sh", "primary.label", "primary-pod"},
 		{"pair_etcd_populator.sh", "pair.label", "pair-pod"},
 	} {
-		if code, out, errOut := run(t, env, filepath.Join("..", s.script), "0123456789abcdef"); code != 0 {
+		if code, out, errOut := testenv.RunEnv(t, env, filepath.Join("..", s.script), "0123456789abcdef"); code != 0 {
 			t.Fatalf("%s: exit %d: %s%s", s.script, code, out, errOut)
 		}
 		labels, err := metadata.ReadLabelFile(filepath.Join("..", "..", "scripts", s.label))
@@ -325,7 +306,7 @@ func TestSeedScriptsPopulateAndDelete(t *testing.T) {
 			t.Errorf("%s wrote %v (%v), want %v", s.script, got, err, want.Labels)
 		}
 	}
-	if code, out, errOut := run(t, env, filepath.Join("..", "delete_etcd.sh")); code != 0 {
+	if code, out, errOut := testenv.RunEnv(t, env, filepath.Join("..", "delete_etcd.sh")); code != 0 {
 		t.Fatalf("delete_etcd.sh: exit %d: %s%s", code, out, errOut)
 	}
 	if kvs, _, err := kv.List(context.Background(), prefix); err != nil || len(kvs) != 0 {
@@ -336,16 +317,16 @@ func TestSeedScriptsPopulateAndDelete(t *testing.T) {
 func TestBadCommandLinesExitTwo(t *testing.T) {
 	skipShort(t)
 	bin := testenv.Bin(t, pkgCtl)
-	env := etcdEnv("http://127.0.0.1:9", "v3", "/x")
+	env := testenv.EtcdEnv("http://127.0.0.1:9", "v3", "/x")
 	for _, args := range [][]string{
 		{}, {"frobnicate"}, {"status", "-o", "yaml"}, {"delete"}, {"delete", "--all"}, {"populate", "third"},
 		{"status", "--etcd-api", "v4"}, {"topology", "-o", "svg"},
 	} {
-		if code, _, errOut := run(t, env, bin, args...); code != 2 {
+		if code, _, errOut := testenv.RunEnv(t, env, bin, args...); code != 2 {
 			t.Errorf("ratchetctl %v: exit %d, want 2: %s", args, code, errOut)
 		}
 	}
-	if code, _, errOut := run(t, append(env, "ETCD_TIMEOUT=500ms"), bin, "status"); code != 1 || !strings.Contains(errOut, "127.0.0.1:9") {
+	if code, _, errOut := testenv.RunEnv(t, append(env, "ETCD_TIMEOUT=500ms"), bin, "status"); code != 1 || !strings.Contains(errOut, "127.0.0.1:9") {
 		t.Errorf("status against no etcd: exit %d, %s", code, errOut)
 	}
 }

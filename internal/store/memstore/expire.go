@@ -55,13 +55,13 @@ func (s *Store) expireLocked() {
 	}
 	now := s.clock.nowLocked()
 	var due []string
-	for k, e := range s.keys {
-		if !e.deadline.IsZero() && !e.deadline.After(now) {
+	for k, d := range s.ttls {
+		if !d.After(now) {
 			due = append(due, k)
 		}
 	}
 	sort.Slice(due, func(i, j int) bool {
-		di, dj := s.keys[due[i]].deadline, s.keys[due[j]].deadline
+		di, dj := s.ttls[due[i]], s.ttls[due[j]]
 		return di.Before(dj) || di.Equal(dj) && due[i] < due[j]
 	})
 	for _, k := range due {
@@ -77,9 +77,9 @@ func (s *Store) armLocked() {
 		return
 	}
 	var next time.Time
-	for _, e := range s.keys {
-		if !e.deadline.IsZero() && (next.IsZero() || e.deadline.Before(next)) {
-			next = e.deadline
+	for _, d := range s.ttls {
+		if next.IsZero() || d.Before(next) {
+			next = d
 		}
 	}
 	s.clock.stopLocked()

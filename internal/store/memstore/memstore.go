@@ -29,8 +29,9 @@ type Store struct {
 	mu        sync.Mutex
 	rev       int64
 	keys      map[string]*entry
-	events    []store.Event // the kept history, in revision order
-	compacted int64         // watches must resume after this revision
+	ttls      map[string]time.Time // the keys with a TTL and their deadlines
+	events    []store.Event        // the kept history, in revision order
+	compacted int64                // watches must resume after this revision
 	watchers  map[*watcher]struct{}
 	clock     clock
 	faults    faults
@@ -40,12 +41,10 @@ type Store struct {
 	wg        sync.WaitGroup // watcher goroutines
 }
 
-// entry is one key's value and mod revision; deadline is zero unless the key
-// was created with a TTL.
+// entry is one key's value and mod revision.
 type entry struct {
-	val      []byte
-	rev      int64
-	deadline time.Time
+	val []byte
+	rev int64
 }
 
 var _ store.Store = (*Store)(nil)
@@ -77,6 +76,7 @@ func New(prefix string, opts ...Option) *Store {
 		history:  DefaultHistory,
 		rev:      1,
 		keys:     map[string]*entry{},
+		ttls:     map[string]time.Time{},
 		watchers: map[*watcher]struct{}{},
 		done:     make(chan struct{}),
 	}
@@ -184,7 +184,7 @@ func (s *Store) Create(_ context.Context, key string, val []byte, ttl time.Durat
 	}
 	kv := s.putLocked(key, val)
 	if ttl > 0 {
-		s.keys[key].deadline = s.clock.nowLocked().Add(time.Duration(store.TTLSeconds(ttl)) * time.Second)
+		s.ttls[key] = s.clock.nowLocked().Add(time.Duration(store.TTLSeconds(ttl)) * time.Second)
 		s.armLocked()
 	}
 	return kv, nil
@@ -235,6 +235,7 @@ func (s *Store) putLocked(key string, val []byte) store.KV {
 	s.rev++
 	e := &entry{val: clone(val), rev: s.rev}
 	s.keys[key] = e
+	delete(s.ttls, key)
 	s.emitLocked(store.Event{Type: store.Put, KV: e.kv(key)})
 	return e.kv(key)
 }
@@ -284,6 +285,7 @@ func (s *Store) DeleteDir(_ context.Context, dir string) error {
 // deleteLocked removes key at the current revision and tells the watchers.
 func (s *Store) deleteLocked(key string) {
 	delete(s.keys, key)
+	delete(s.ttls, key)
 	s.emitLocked(store.Event{Type: store.Delete, KV: store.KV{Key: key, Version: s.rev}})
 }
 

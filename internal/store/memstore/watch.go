@@ -45,7 +45,9 @@ func (s *Store) emitLocked(ev store.Event) {
 	s.events = append(s.events, ev)
 	if n := len(s.events) - s.history; n > 0 {
 		s.compacted = max(s.compacted, s.events[n-1].KV.Version)
-		s.events = append([]store.Event(nil), s.events[n:]...)
+		// Reslice: append copies the kept events when it next grows the
+		// array, so trimming costs O(1) amortised and memory stays bounded.
+		s.events = s.events[n:]
 	}
 	for w := range s.watchers {
 		if w.wants(ev.KV.Key) {
