@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -98,9 +99,18 @@ func TestUnlabelledContainerNeverTouchesEtcd(t *testing.T) {
 func TestDockerUnreachableIsAClearErrorAndRollsBack(t *testing.T) {
 	c := testcluster.New(t, "v3", 1)
 	c.Metadata = []string{"docker"}
-	c.DockerHost = "unix://" + filepath.Join(t.TempDir(), "no-docker.sock")
+	// A socket that is there but does not answer (a host without any
+	// Docker socket simply has no Docker pods).
+	dead := filepath.Join(t.TempDir(), "dead-docker.sock")
+	l, err := net.Listen("unix", dead)
+	if err != nil {
+		t.Fatal(err)
+	}
+	l.(*net.UnixListener).SetUnlinkOnClose(false)
+	l.Close()
+	c.DockerHost = "unix://" + dead
 	p := c.Hosts[0].NewPod("any")
-	err := p.Add()
+	err = p.Add()
 	if err == nil {
 		t.Fatal("ADD with docker unreachable succeeded")
 	}
