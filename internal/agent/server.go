@@ -19,6 +19,7 @@ import (
 func (a *Agent) mux() *http.ServeMux {
 	mux := http.NewServeMux()
 	mux.HandleFunc("POST "+agentapi.PathPing, a.handle("PING", a.ping))
+	mux.HandleFunc("POST "+agentapi.PathLookup, a.handle("LOOKUP", a.podCall(a.lookup)))
 	mux.HandleFunc("POST "+agentapi.PathAdd, a.handle("ADD", a.podCall(a.add)))
 	mux.HandleFunc("POST "+agentapi.PathDel, a.handle("DEL", a.podCall(a.del)))
 	mux.HandleFunc("POST "+agentapi.PathCheck, a.handle("CHECK", a.podCall(a.check)))
@@ -90,6 +91,13 @@ func (a *Agent) podCall(fn func(ctx context.Context, m *pairing.Manager, req *pa
 		preq := &pairing.Request{ContainerID: req.ContainerID, NetNS: req.NetNS, IfName: req.IfName, Args: req.Args, Reserved: req.Reserved}
 		return fn(ctx, p.m.WithLog(log), preq)
 	}
+}
+
+// lookup tells the plugin, while its delegates run, whether ADD has
+// pairing work for the pod.
+func (a *Agent) lookup(ctx context.Context, m *pairing.Manager, req *pairing.Request) (agentapi.Answer, error) {
+	ok, err := m.IsRatchetPod(ctx, req)
+	return agentapi.Answer{Ratchet: ok}, err
 }
 
 func (a *Agent) add(ctx context.Context, m *pairing.Manager, req *pairing.Request) (agentapi.Answer, error) {

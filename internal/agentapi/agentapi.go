@@ -19,6 +19,7 @@ const DefaultSocket = "/run/ratchet/ratchetd.sock"
 
 // Paths of the agent's endpoints.
 const (
+	PathLookup = "/v1/lookup"
 	PathAdd    = "/v1/add"
 	PathDel    = "/v1/del"
 	PathCheck  = "/v1/check"
@@ -68,7 +69,7 @@ type StatusRequest struct {
 
 // Answer is the agent's successful answer.
 type Answer struct {
-	// Ratchet: the pod is a ratchet pod (ADD) or had pairing state (DEL).
+	// Ratchet: the pod is a ratchet pod (lookup).
 	Ratchet bool `json:"ratchet,omitempty"`
 	// Pending counts the links left for the agent to wire later (ADD).
 	Pending int `json:"pending,omitempty"`

@@ -45,6 +45,13 @@ func NewAgentPairer(conf *config.NetConf, raw []byte, log *slog.Logger) (Pairer,
 	}, nil
 }
 
+// IsRatchet asks the agent whether the pod has ratchet metadata.
+func (p *AgentPairer) IsRatchet(ctx context.Context, req *agentapi.Request) (bool, error) {
+	var ans agentapi.Answer
+	err := p.client.CallStarting(ctx, p.starter, agentapi.PathLookup, req, &ans)
+	return ans.Ratchet, err
+}
+
 // Add asks the agent to pair the pod (it answers at once for a pod that is
 // not a ratchet pod).
 func (p *AgentPairer) Add(ctx context.Context, req *agentapi.Request) error {

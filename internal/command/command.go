@@ -26,6 +26,9 @@ import (
 // ADD, removes them at DEL, and so on. Each method decides itself whether
 // the pod is a ratchet pod. The plugin's Pairer is the node agent.
 type Pairer interface {
+	// IsRatchet reports whether Add has work for the pod; it runs while
+	// the delegates do. An error means "ask Add" (which reports it).
+	IsRatchet(ctx context.Context, req *agentapi.Request) (bool, error)
 	Add(ctx context.Context, req *agentapi.Request) error
 	Del(ctx context.Context, req *agentapi.Request) error
 	Check(ctx context.Context, req *agentapi.Request) error
@@ -126,6 +129,7 @@ func (inv *invocation) request() *agentapi.Request {
 
 func (p *Plugin) add(ctx context.Context, inv *invocation) error {
 	delegates := inv.conf.PrepDelegates(inv.args.IfName)
+	isRatchet := inv.lookAhead(ctx)
 	result, err := inv.runner.Add(ctx, inv.attachment(), inv.conf.CNIVersion, delegates)
 	if err != nil {
 		return err
@@ -138,7 +142,7 @@ func (p *Plugin) add(ctx context.Context, inv *invocation) error {
 			}
 		}
 	}()
-	if inv.pairer != nil {
+	if inv.pairer != nil && <-isRatchet {
 		if err := inv.pairer.Add(ctx, inv.request()); err != nil {
 			return err
 		}
@@ -148,6 +152,22 @@ func (p *Plugin) add(ctx context.Context, inv *invocation) error {
 	}
 	success = true
 	return nil
+}
+
+// lookAhead asks the pairer, while the delegates run, whether the pod is a
+// ratchet pod: a plain pod's ADD then costs no pairing step after them.
+// The answer is true when the question failed (Add reports why).
+func (inv *invocation) lookAhead(ctx context.Context) <-chan bool {
+	ch := make(chan bool, 1)
+	if inv.pairer == nil {
+		ch <- false
+		return ch
+	}
+	go func() {
+		ok, err := inv.pairer.IsRatchet(ctx, inv.request())
+		ch <- ok || err != nil
+	}()
+	return ch
 }
 
 // del undoes pairing (best effort: its failure is logged, the leftovers are

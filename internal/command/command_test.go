@@ -77,6 +77,8 @@ func (p *fakePairer) record(op string, req *agentapi.Request, err error) error {
 	return err
 }
 
+func (p *fakePairer) IsRatchet(context.Context, *agentapi.Request) (bool, error) { return true, nil }
+
 func (p *fakePairer) Add(_ context.Context, r *agentapi.Request) error {
 	return p.record("Add", r, p.addErr)
 }

@@ -77,6 +77,13 @@ func (m *Manager) Add(ctx context.Context, req *Request, prep *Prepared) error {
 	return nil
 }
 
+// IsRatchetPod reports whether the pod of req has ratchet metadata in the
+// configured sources (what ADD will find), without writing anything.
+func (m *Manager) IsRatchetPod(ctx context.Context, req *Request) (bool, error) {
+	pod, _, err := m.lookup(ctx, req)
+	return pod != nil, err
+}
+
 // lookup finds the pod's metadata in the configured sources.
 func (m *Manager) lookup(ctx context.Context, req *Request) (*metadata.Pod, string, error) {
 	ns, name := k8sArgs(req.Args)
