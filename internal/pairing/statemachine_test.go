@@ -237,9 +237,7 @@ func TestLinkOfAnEarlierIncarnationIsNotWiredAgain(t *testing.T) {
 
 func TestPodRecreatedOnTheSameHostIsRepaired(t *testing.T) {
 	h := newHarness(t)
-	p, q := h.seedPods("h1", "h1")
-	mustAdd(t, h, p)
-	mustAdd(t, h, q)
+	p, q := addedSeedPair(t, h, "h1", "h1")
 	h.wire.dropNetns(q.netns) // the runtime re-creates the sandbox without DEL
 	q2 := h.newPod("h1", "c-pair-2", q.labels)
 	mustAdd(t, h, q2)
@@ -277,9 +275,7 @@ func TestDelRacingAddConvergesToNothing(t *testing.T) {
 
 func TestGCReleasesLinksOfPodsWithoutRecords(t *testing.T) {
 	h := newHarness(t)
-	p, q := h.seedPods("h1", "h1")
-	mustAdd(t, h, p)
-	mustAdd(t, h, q)
+	p, q := addedSeedPair(t, h, "h1", "h1")
 	// A crashed teardown: the pod record is gone, its link still wired.
 	if err := h.kv.Delete(h.ctx, h.keys.Pod("default", "primary-pod"), 0); err != nil {
 		t.Fatal(err)
@@ -309,9 +305,7 @@ func TestEtcdDownAtAddIsTryAgainAndLeavesNothing(t *testing.T) {
 
 func TestEtcdDownAtDelStillRemovesTheLinkEnds(t *testing.T) {
 	h := newHarness(t)
-	p, q := h.seedPods("h1", "h1")
-	mustAdd(t, h, p)
-	mustAdd(t, h, q)
+	p, q := addedSeedPair(t, h, "h1", "h1")
 	h.kv.SetUnavailable(true)
 	if err := h.del(p); !errors.Is(err, store.ErrUnavailable) {
 		t.Fatalf("DEL with etcd down = %v, want ErrUnavailable", err)
@@ -327,9 +321,7 @@ func TestEtcdDownAtDelStillRemovesTheLinkEnds(t *testing.T) {
 
 func TestCheckFindsAnEndThatDiffersFromItsRecord(t *testing.T) {
 	h := newHarness(t)
-	p, q := h.seedPods("h1", "h1")
-	mustAdd(t, h, p)
-	mustAdd(t, h, q)
+	p, _ := addedSeedPair(t, h, "h1", "h1")
 	h.wire.readdress(p.netns, "in1", "192.168.2.99/24")
 	if err := h.check(p); err == nil || !strings.Contains(err.Error(), "in1") {
 		t.Fatalf("CHECK = %v, want an error about in1", err)
@@ -374,9 +366,7 @@ func TestStatusReportsTheStore(t *testing.T) {
 
 func TestDelWithCorruptStateFindsThePodByItsContainer(t *testing.T) {
 	h := newHarness(t)
-	p, q := h.seedPods("h1", "h1")
-	mustAdd(t, h, p)
-	mustAdd(t, h, q)
+	p, q := addedSeedPair(t, h, "h1", "h1")
 	m := h.manager("h1")
 	if err := os.WriteFile(m.localPath(p.id), []byte("{corrupt"), 0o600); err != nil {
 		t.Fatal(err)
@@ -394,9 +384,7 @@ func TestDelWithCorruptStateFindsThePodByItsContainer(t *testing.T) {
 
 func TestGCTearsDownAttachmentsTheRuntimeNoLongerHas(t *testing.T) {
 	h := newHarness(t)
-	p, q := h.seedPods("h1", "h1")
-	mustAdd(t, h, p)
-	mustAdd(t, h, q)
+	_, q := addedSeedPair(t, h, "h1", "h1")
 	m := h.manager("h1")
 	defer m.Close()
 	if err := m.GC(h.ctx, []types.GCAttachment{{ContainerID: q.id, IfName: "eth0"}}); err != nil {
@@ -415,9 +403,7 @@ func TestGCTearsDownAttachmentsTheRuntimeNoLongerHas(t *testing.T) {
 
 func TestCrossHostPeerRecreatedElsewhereIsWiredToItsNewHost(t *testing.T) {
 	h := newHarness(t)
-	p, q := h.seedPods("h1", "h2")
-	mustAdd(t, h, p)
-	mustAdd(t, h, q)
+	p, q := addedSeedPair(t, h, "h1", "h2")
 	h.waitState("primary-pod", "in1", "pair-pod", "in2", store.LinkWired)
 	mustDel(t, h, q)
 	q2 := h.newPod("h3", "c-pair-2", q.labels)
@@ -460,4 +446,13 @@ func inOrder(primaryFirst bool, p, q *pod) []*pod {
 		return []*pod{p, q}
 	}
 	return []*pod{q, p}
+}
+
+// addedSeedPair makes the seed pods on hostP and hostQ and adds both.
+func addedSeedPair(t *testing.T, h *harness, hostP, hostQ string) (p, q *pod) {
+	t.Helper()
+	p, q = h.seedPods(hostP, hostQ)
+	mustAdd(t, h, p)
+	mustAdd(t, h, q)
+	return p, q
 }
