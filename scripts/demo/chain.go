@@ -162,6 +162,21 @@ func (d *demo) ping(ctx context.Context) error {
 	return err
 }
 
+// recordsLeft counts the records under the prefix but the announcements.
+func (d *demo) recordsLeft(ctx context.Context, kv store.Store) (int, error) {
+	kvs, _, err := kv.List(ctx, d.prefix)
+	if err != nil {
+		return 0, err
+	}
+	left := 0
+	for _, r := range kvs {
+		if !strings.Contains(r.Key, "/announce/") {
+			left++
+		}
+	}
+	return left, nil
+}
+
 func (d *demo) delPods(ctx context.Context) error {
 	for i := len(d.pods) - 1; i >= 0; i-- {
 		p := d.pods[i]
@@ -176,17 +191,19 @@ func (d *demo) delPods(ctx context.Context) error {
 		return err
 	}
 	defer kv.Close()
-	kvs, _, err := kv.List(ctx, d.prefix)
+	// The hosts' agents, started on demand, exit once their host has no
+	// ratchet pods (after a few quiet seconds) and take their registration
+	// (<prefix>/agents/<host>) with them.
+	var left int
+	for deadline := time.Now().Add(20 * time.Second); ; time.Sleep(250 * time.Millisecond) {
+		if left, err = d.recordsLeft(ctx, kv); err != nil || left == 0 || time.Now().After(deadline) {
+			break
+		}
+	}
 	if err != nil {
 		return err
 	}
-	left := 0
-	for _, r := range kvs {
-		if !strings.Contains(r.Key, "/announce/") {
-			left++
-		}
-	}
-	fmt.Printf("    records left under %s besides the announcements: %d\n", d.prefix, left)
+	fmt.Printf("    records left under %s besides the announcements: %d (agents exited: %v)\n", d.prefix, left, len(d.agents()) == 0)
 	if left != 0 {
 		return fmt.Errorf("%d records left", left)
 	}
