@@ -188,11 +188,12 @@ func (d *demo) delPods(ctx context.Context) error {
 	}
 	left := 0
 	for _, r := range kvs {
-		if !strings.Contains(r.Key, "/announce/") {
+		// The hosts' agents announce themselves until they exit.
+		if !strings.Contains(r.Key, "/announce/") && !strings.Contains(r.Key, "/agents/") {
 			left++
 		}
 	}
-	fmt.Printf("    records left under %s besides the announcements: %d\n", d.prefix, left)
+	fmt.Printf("    records left under %s besides the announcements and agents: %d\n", d.prefix, left)
 	if left != 0 {
 		return fmt.Errorf("%d records left", left)
 	}
