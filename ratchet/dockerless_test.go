@@ -15,11 +15,13 @@ import (
 // dockerless makes the netconf of a node without Docker or etcd: no
 // "metadata" (the default list), docker.host at a socket path where there
 // is nothing, and the default etcd endpoint, which nothing serves in the
-// simulated host's netns.
+// simulated host's netns. The agent the plugin starts on demand gets a
+// socket beside it (never the machine's /run/ratchet).
 func dockerless(socket string) func(map[string]any) {
 	return func(conf map[string]any) {
 		delete(conf, "metadata")
 		conf["docker"] = map[string]any{"host": "unix://" + socket}
+		conf["agent"] = map[string]any{"socket": filepath.Join(filepath.Dir(socket), "agent", "ratchetd.sock")}
 	}
 }
 
