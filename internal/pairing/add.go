@@ -140,9 +140,6 @@ func (m *Manager) add(ctx context.Context, req *Request, pod *metadata.Pod) (pen
 	if err != nil {
 		return 0, err
 	}
-	if err := m.stillCurrent(ctx, kv, &me); err != nil {
-		return 0, err // a DEL ran meanwhile: undo what this ADD recorded
-	}
 	success = true
 	return len(left), nil
 }
@@ -214,20 +211,6 @@ func stateOf(p *store.PodRecord) localState {
 		st.IfNames = append(st.IfNames, l.IfName)
 	}
 	return st
-}
-
-// stillCurrent checks that the pod's record is still this ADD's: a DEL of
-// the container that ran meanwhile deleted it, and what the ADD recorded
-// after that must not stay.
-func (m *Manager) stillCurrent(ctx context.Context, kv store.Store, me *store.PodRecord) error {
-	cur, _, err := store.GetPod(ctx, kv, m.keys, me.Namespace, me.Name)
-	switch {
-	case errors.Is(err, store.ErrNotFound) || err == nil && cur.ContainerID != me.ContainerID:
-		return fmt.Errorf("deleted or replaced while being added (container %s)", me.ContainerID)
-	case err != nil:
-		return fmt.Errorf("read own record: %w", err)
-	}
-	return nil
 }
 
 // recordPod writes the pod's record. A record of an earlier incarnation

@@ -144,7 +144,7 @@ func (m *Manager) ensureLink(ctx context.Context, kv store.Store, v *view, w wan
 	if !w.declared || sameDescription(&cur.val, &w.rec) {
 		return nil
 	}
-	if cur.val.Declarer != w.rec.Declarer && m.stillDeclares(ctx, kv, v, &cur.val) {
+	if cur.val.Declarer != w.rec.Declarer && m.podDeclares(ctx, kv, v, cur.val.Declarer, cur.val.ID) {
 		if sameAddresses(&cur.val, &w.rec) {
 			return nil // both pods declare it alike: no conflict
 		}
@@ -281,12 +281,6 @@ func (m *Manager) linkDeclared(ctx context.Context, kv store.Store, v *view, rec
 		}
 	}
 	return false
-}
-
-// stillDeclares reports whether the declarer recorded in rec still declares
-// that link: in its pod record or its announced record.
-func (m *Manager) stillDeclares(ctx context.Context, kv store.Store, v *view, rec *store.LinkRecord) bool {
-	return m.podDeclares(ctx, kv, v, rec.Declarer, rec.ID)
 }
 
 // podDeclares reports whether pod declares or expects link id in its pod

@@ -97,20 +97,26 @@ func (m *Manager) WithLog(log *slog.Logger) *Manager {
 // reconcile loop).
 type podLocks struct{ m sync.Map }
 
+// podMutex is the lock of pod ns/name.
+func (m *Manager) podMutex(ns, name string) *sync.Mutex {
+	mu, _ := m.locks.m.LoadOrStore(podKey(ns, name), &sync.Mutex{})
+	return mu.(*sync.Mutex)
+}
+
 // tryLockPod takes the lock of pod ns/name if it is free.
 func (m *Manager) tryLockPod(ns, name string) (func(), bool) {
-	mu, _ := m.locks.m.LoadOrStore(podKey(ns, name), &sync.Mutex{})
-	if !mu.(*sync.Mutex).TryLock() {
+	mu := m.podMutex(ns, name)
+	if !mu.TryLock() {
 		return nil, false
 	}
-	return mu.(*sync.Mutex).Unlock, true
+	return mu.Unlock, true
 }
 
 // lockPod takes the lock of pod ns/name and returns its release.
 func (m *Manager) lockPod(ns, name string) func() {
-	mu, _ := m.locks.m.LoadOrStore(podKey(ns, name), &sync.Mutex{})
-	mu.(*sync.Mutex).Lock()
-	return mu.(*sync.Mutex).Unlock
+	mu := m.podMutex(ns, name)
+	mu.Lock()
+	return mu.Unlock
 }
 
 // store connects on first use.
