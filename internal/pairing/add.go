@@ -131,12 +131,13 @@ func (m *Manager) add(ctx context.Context, req *Request, pod *metadata.Pod) (pen
 			m.log.Error("undo failed ADD", "pod", podKey(pod.Namespace, pod.Name), "err", terr)
 		}
 	}()
-	if err := m.recordPod(ctx, kv, me); err != nil {
+	rev, err := m.recordPod(ctx, kv, me)
+	if err != nil {
 		return 0, err
 	}
 	recorded = true
 	t("record")
-	left, err := m.pair(ctx, kv, &me)
+	left, err := m.pair(ctx, kv, &me, rev)
 	if err != nil {
 		return 0, err
 	}
@@ -144,21 +145,23 @@ func (m *Manager) add(ctx context.Context, req *Request, pod *metadata.Pod) (pen
 	return len(left), nil
 }
 
-// pair sets up every link of a freshly recorded pod and returns those left
-// pending. Links another pod is building are waited for (one watch), as
-// long as its claim lives.
-func (m *Manager) pair(ctx context.Context, kv store.Store, me *store.PodRecord) ([]string, error) {
+// pair sets up every link of a pod recorded at revision rev and returns
+// those left pending. Links another pod is building are waited for (one
+// watch), as long as its claim lives. In the agent it reads the watched
+// copy, so that its cost does not grow with the namespace.
+func (m *Manager) pair(ctx context.Context, kv store.Store, me *store.PodRecord, rev int64) ([]string, error) {
 	t := m.phases("pair")
-	v, err := m.snapshot(ctx, kv, me.Namespace)
-	if err != nil {
-		return nil, err
-	}
-	t("snapshot")
-	want, err := m.wantedLinks(ctx, kv, &me.Pod)
+	fromCache := m.fresh(ctx, rev)
+	want, err := m.wantedLinks(ctx, kv, &me.Pod, fromCache)
 	if err != nil {
 		return nil, err
 	}
 	t("announced")
+	v, err := m.viewOf(ctx, kv, me.Namespace, []string{me.Name}, peersOf(want), fromCache)
+	if err != nil {
+		return nil, err
+	}
+	t("view")
 	if err := m.dropUndeclared(ctx, kv, v, me, want); err != nil {
 		return nil, err
 	}
@@ -213,21 +216,21 @@ func stateOf(p *store.PodRecord) localState {
 	return st
 }
 
-// recordPod writes the pod's record. A record of an earlier incarnation
-// (another container ID) is replaced atomically and what that incarnation
-// left on this host is removed.
-func (m *Manager) recordPod(ctx context.Context, kv store.Store, me store.PodRecord) error {
+// recordPod writes the pod's record and returns the revision it wrote at.
+// A record of an earlier incarnation (another container ID) is replaced
+// atomically and what that incarnation left on this host is removed.
+func (m *Manager) recordPod(ctx context.Context, kv store.Store, me store.PodRecord) (int64, error) {
 	key := m.keys.Pod(me.Namespace, me.Name)
 	for range store.MaxRetries {
-		_, err := store.CreateJSON(ctx, kv, key, me, 0)
+		created, err := store.CreateJSON(ctx, kv, key, me, 0)
 		if err == nil {
-			return nil
+			return created.Version, nil
 		}
 		if !errors.Is(err, store.ErrExists) {
-			return fmt.Errorf("record pod: %w", err)
+			return 0, fmt.Errorf("record pod: %w", err)
 		}
 		var prev store.PodRecord
-		_, _, err = store.Update(ctx, kv, key, func(p *store.PodRecord) error {
+		_, rev, err := store.Update(ctx, kv, key, func(p *store.PodRecord) error {
 			prev, *p = *p, me
 			return nil
 		})
@@ -235,15 +238,24 @@ func (m *Manager) recordPod(ctx context.Context, kv store.Store, me store.PodRec
 			continue // deleted meanwhile: create it
 		}
 		if err != nil {
-			return fmt.Errorf("replace pod record: %w", err)
+			return 0, fmt.Errorf("replace pod record: %w", err)
 		}
 		if prev.ContainerID != me.ContainerID {
 			m.log.Info("replaced earlier incarnation", "pod", podKey(me.Namespace, me.Name), "old", prev.ContainerID)
 			m.retire(ctx, prev)
 		}
-		return nil
+		return rev, nil
 	}
-	return fmt.Errorf("record pod %s: %w", podKey(me.Namespace, me.Name), store.ErrConflict)
+	return 0, fmt.Errorf("record pod %s: %w", podKey(me.Namespace, me.Name), store.ErrConflict)
+}
+
+// peersOf lists the other ends of the wanted links.
+func peersOf(want []wanted) []string {
+	out := make([]string, 0, len(want))
+	for _, w := range want {
+		out = append(out, w.rec.A.Pod, w.rec.B.Pod)
+	}
+	return out
 }
 
 // retire removes what an earlier incarnation of a pod left on this host:

@@ -86,7 +86,7 @@ func (m *Manager) teardown(ctx context.Context, kv store.Store, st localState) e
 	if err != nil {
 		return err
 	}
-	v, err := m.snapshot(ctx, kv, st.Namespace)
+	v, err := m.teardownView(ctx, kv, st, ver)
 	if err != nil {
 		m.removeLinks(ctx, st, st.IfNames)
 		return err
@@ -115,6 +115,14 @@ func (m *Manager) teardown(ctx context.Context, kv store.Store, st localState) e
 		}
 	}
 	return m.removeLocal(st.ContainerID)
+}
+
+// teardownView is the picture of the pod's links once its record (version
+// ver, 0: none) is gone: from the watched copy when it has folded that in,
+// else a snapshot.
+func (m *Manager) teardownView(ctx context.Context, kv store.Store, st localState, ver int64) (*view, error) {
+	fromCache := m.awaitCache(ctx, func(ctx context.Context) bool { return m.cache.awaitGone(ctx, st.Namespace, st.Name, ver) })
+	return m.viewOf(ctx, kv, st.Namespace, []string{st.Name}, nil, fromCache)
 }
 
 // deletePodRecord deletes the pod's record if it is still this container's.

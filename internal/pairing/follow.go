@@ -2,7 +2,6 @@ package pairing
 
 import (
 	"context"
-	"strings"
 	"sync"
 	"time"
 
@@ -69,20 +68,34 @@ func (f *Follower) Stats() NamespaceStats {
 	return s
 }
 
-// list reads every pod record, keeps this host's, and enqueues their
-// namespaces. It returns the revision to watch after.
+// list reads every pod, link and announced record into the watched copy,
+// keeps this host's pods, and enqueues their namespaces. It returns the
+// revision to watch after.
 func (f *Follower) list(ctx context.Context, full bool) (int64, error) {
-	pods, rev, err := store.ListPods(ctx, f.m.kv, f.m.keys, "")
-	if err != nil {
-		return 0, err
+	var kvs []store.KV
+	rev := int64(0)
+	for _, dir := range []string{f.m.keys.Pods(""), f.m.keys.Links(""), f.m.keys.Announces("")} {
+		got, r, err := f.m.kv.List(ctx, dir)
+		if err != nil {
+			return 0, err
+		}
+		kvs = append(kvs, got...)
+		if rev == 0 || r < rev {
+			rev = r
+		}
 	}
+	f.m.cache.reset(f.m.keys, kvs, rev)
 	local := map[string]map[string]bool{}
-	for _, e := range pods {
-		if e.Value.Host == f.m.conf.Host.Name {
-			if local[e.Value.Namespace] == nil {
-				local[e.Value.Namespace] = map[string]bool{}
+	for _, kv := range kvs {
+		var rec store.PodRecord
+		if kind, _, _, ok := splitKey(f.m.keys, kv.Key); !ok || kind != kindPods || store.Decode(kv, &rec) != nil {
+			continue
+		}
+		if rec.Host == f.m.conf.Host.Name {
+			if local[rec.Namespace] == nil {
+				local[rec.Namespace] = map[string]bool{}
 			}
-			local[e.Value.Namespace][e.Value.Name] = true
+			local[rec.Namespace][rec.Name] = true
 		}
 	}
 	f.mu.Lock()
@@ -103,10 +116,12 @@ func (f *Follower) enqueueLocal(full bool) {
 	}
 }
 
-// follow watches the prefix after rev until the watch breaks or ctx ends.
+// follow watches the prefix after rev until the watch breaks or ctx ends;
+// the watched copy is not live from then until the next list.
 func (f *Follower) follow(ctx context.Context, rev int64) {
 	wctx, cancel := context.WithCancel(ctx)
 	defer cancel()
+	defer f.m.cache.setLive(false)
 	events := f.m.kv.Watch(wctx, f.m.keys.Prefix, rev)
 	tick := time.NewTicker(resyncEvery)
 	defer tick.Stop()
@@ -129,18 +144,14 @@ func (f *Follower) follow(ctx context.Context, rev int64) {
 // apply notes a pod event and enqueues the namespace of any event that
 // may concern this host's pods.
 func (f *Follower) apply(ev store.Event) {
-	rest, ok := strings.CutPrefix(ev.KV.Key, f.m.keys.Prefix+"/")
+	f.m.cache.apply(f.m.keys, ev)
+	kind, ns, name, ok := splitKey(f.m.keys, ev.KV.Key)
 	if !ok {
 		return
 	}
-	parts := strings.SplitN(rest, "/", 3)
-	if len(parts) != 3 {
-		return
-	}
-	kind, ns, name := parts[0], parts[1], parts[2]
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	if kind == "pods" {
+	if kind == kindPods {
 		var rec store.PodRecord
 		mine := ev.Type == store.Put && store.Decode(ev.KV, &rec) == nil && rec.Host == f.m.conf.Host.Name
 		switch {
@@ -156,7 +167,7 @@ func (f *Follower) apply(ev store.Event) {
 			}
 		}
 	}
-	if f.local[ns] != nil && (kind == "pods" || kind == "links" || kind == "announce") {
+	if f.local[ns] != nil && (kind == kindPods || kind == kindLinks || kind == kindAnnounce) {
 		f.queue.add(ns, false)
 	}
 }

@@ -52,12 +52,16 @@ type wanted struct {
 
 // wantedLinks lists the links the pod declares, expects, or finds declared
 // towards it in other pods' announced records, once each.
-func (m *Manager) wantedLinks(ctx context.Context, kv store.Store, pod *metadata.Pod) ([]wanted, error) {
+// fromCache reads them from the watched copy.
+func (m *Manager) wantedLinks(ctx context.Context, kv store.Store, pod *metadata.Pod, fromCache bool) ([]wanted, error) {
+	if fromCache {
+		return wantedFrom(pod, m.cache.towards(pod.Namespace, pod.Name)), nil
+	}
 	announced, err := m.listAnnounced(ctx, kv, pod.Namespace)
 	if err != nil {
 		return nil, err
 	}
-	return wantedFrom(pod, announced), nil
+	return wantedFrom(pod, announcedTowards(pod, announced)), nil
 }
 
 // listAnnounced lists the announced records of a namespace.
@@ -69,8 +73,9 @@ func (m *Manager) listAnnounced(ctx context.Context, kv store.Store, ns string) 
 	return entries, nil
 }
 
-// wantedFrom is wantedLinks with the namespace's announced records given.
-func wantedFrom(pod *metadata.Pod, announced []store.Entry[map[string]string]) []wanted {
+// wantedFrom is wantedLinks with the links the other pods' announced
+// records declare towards the pod given.
+func wantedFrom(pod *metadata.Pod, towards []metadata.Link) []wanted {
 	seen := map[string]bool{}
 	var out []wanted
 	add := func(l metadata.Link, declared bool) {
@@ -85,7 +90,7 @@ func wantedFrom(pod *metadata.Pod, announced []store.Entry[map[string]string]) [
 	}
 	// The peer's own declaration describes a link better than this pod's
 	// expectation of it, so it goes first.
-	for _, l := range announcedTowards(pod, announced) {
+	for _, l := range towards {
 		add(l, false)
 	}
 	for _, l := range pod.Expects {
@@ -98,14 +103,25 @@ func wantedFrom(pod *metadata.Pod, announced []store.Entry[map[string]string]) [
 // records of the other pods of its namespace declare towards it. Records
 // that do not parse are skipped: they are their own pods' errors.
 func announcedTowards(pod *metadata.Pod, entries []store.Entry[map[string]string]) []metadata.Link {
-	var out []metadata.Link
+	others := make([]*metadata.Pod, 0, len(entries))
 	for _, e := range entries {
-		other, err := metadata.Parse(e.Value, "")
-		if err != nil || other == nil || other.Name == pod.Name {
+		if other, err := metadata.Parse(e.Value, ""); err == nil {
+			others = append(others, other)
+		}
+	}
+	return linksTowards(pod.Name, others)
+}
+
+// linksTowards returns, seen from pod, the links that the other pods (nil
+// entries are skipped) declare towards it.
+func linksTowards(pod string, others []*metadata.Pod) []metadata.Link {
+	var out []metadata.Link
+	for _, other := range others {
+		if other == nil || other.Name == pod {
 			continue
 		}
 		for _, l := range other.Links {
-			if l.Peer == pod.Name {
+			if l.Peer == pod {
 				out = append(out, metadata.Link{Peer: other.Name, IfName: l.PeerIfName, IP: l.PeerIP,
 					PeerIfName: l.IfName, PeerIP: l.IP, MTU: l.MTU})
 			}
@@ -288,6 +304,10 @@ func (m *Manager) linkDeclared(ctx context.Context, kv store.Store, v *view, rec
 func (m *Manager) podDeclares(ctx context.Context, kv store.Store, v *view, pod, id string) bool {
 	if p, ok := v.pod(pod); ok && declares(&p.val.Pod, id) {
 		return true
+	}
+	if m.cache.isLive() {
+		p, _ := m.cache.announcedPod(v.ns, pod)
+		return p != nil && declares(p, id)
 	}
 	labels, _, err := store.GetAnnounce(ctx, kv, m.keys, v.ns, pod)
 	if err != nil {

@@ -69,6 +69,8 @@ type Manager struct {
 	wire     Wirer
 	sources  []metadata.Source
 	locks    *podLocks
+	// cache is the watched copy of the records that the Follower keeps.
+	cache *cache
 }
 
 // New returns a Manager for conf. It connects to etcd only when a pod turns
@@ -78,7 +80,7 @@ func New(conf *config.NetConf, log *slog.Logger, deps Deps) *Manager {
 		log = slog.New(slog.DiscardHandler)
 	}
 	m := &Manager{conf: conf, log: log, keys: store.Keys{Prefix: conf.Etcd.Prefix},
-		kv: deps.Store, wire: cmp.Or[Wirer](deps.Wirer, kernel{}), sources: deps.Sources, locks: &podLocks{}}
+		kv: deps.Store, wire: cmp.Or[Wirer](deps.Wirer, kernel{}), sources: deps.Sources, locks: &podLocks{}, cache: newCache()}
 	if m.sources == nil {
 		m.sources = m.defaultSources()
 	}

@@ -23,23 +23,62 @@ import (
 // returns what it found.
 func (m *Manager) Reconcile(ctx context.Context, ns string, full bool) (NamespaceStats, error) {
 	var st NamespaceStats
-	v, err := m.snapshot(ctx, m.kv, ns)
-	if err != nil {
-		return st, err
-	}
-	announced, err := m.listAnnounced(ctx, m.kv, ns)
+	local, err := m.reconcileView(ctx, ns)
 	if err != nil {
 		return st, err
 	}
 	var errs []error
-	for _, p := range v.localPods(m.conf.Host.Name) {
-		ps, err := m.reconcilePod(ctx, v, p, announced, full)
+	for _, lp := range local {
+		ps, err := m.reconcilePod(ctx, lp.view, lp.pod, lp.want, full)
 		st.Pods, st.Links, st.Pending = st.Pods+ps.Pods, st.Links+ps.Links, st.Pending+ps.Pending
 		if err != nil {
-			errs = append(errs, fmt.Errorf("pod %s: %w", podKey(ns, p.Name), err))
+			errs = append(errs, fmt.Errorf("pod %s: %w", podKey(ns, lp.pod.Name), err))
 		}
 	}
 	return st, errors.Join(errs...)
+}
+
+// localPod is one pod of this host as Reconcile sees it: its record, the
+// links it wants, and the view they are settled in.
+type localPod struct {
+	pod  store.PodRecord
+	want []wanted
+	view *view
+}
+
+// reconcileView returns the pods of namespace ns recorded on this host,
+// sharing one view: the watched copy's picture of them while it is live
+// (what the loop reacts to is already folded in), else a snapshot of the
+// namespace.
+func (m *Manager) reconcileView(ctx context.Context, ns string) ([]localPod, error) {
+	var out []localPod
+	if m.cache.isLive() {
+		names := m.cache.localPods(ns, m.conf.Host.Name)
+		v := m.cache.view(ns, names, nil)
+		var peers []string
+		for _, p := range v.localPods(m.conf.Host.Name) {
+			want := wantedFrom(&p.Pod, m.cache.towards(ns, p.Name))
+			peers = append(peers, peersOf(want)...)
+			out = append(out, localPod{pod: p, want: want})
+		}
+		v = m.cache.view(ns, names, peers)
+		for i := range out {
+			out[i].view = v
+		}
+		return out, nil
+	}
+	v, err := m.snapshot(ctx, m.kv, ns)
+	if err != nil {
+		return nil, err
+	}
+	announced, err := m.listAnnounced(ctx, m.kv, ns)
+	if err != nil {
+		return nil, err
+	}
+	for _, p := range v.localPods(m.conf.Host.Name) {
+		out = append(out, localPod{pod: p, want: wantedFrom(&p.Pod, announcedTowards(&p.Pod, announced)), view: v})
+	}
+	return out, nil
 }
 
 // NamespaceStats counts a namespace's pods on this host, their links, and
@@ -62,7 +101,7 @@ func (v *view) localPods(host string) []store.PodRecord {
 }
 
 // reconcilePod is Reconcile for one pod, under its lock.
-func (m *Manager) reconcilePod(ctx context.Context, v *view, p store.PodRecord, announced []store.Entry[map[string]string], full bool) (NamespaceStats, error) {
+func (m *Manager) reconcilePod(ctx context.Context, v *view, p store.PodRecord, want []wanted, full bool) (NamespaceStats, error) {
 	unlock := m.lockPod(p.Namespace, p.Name)
 	defer unlock()
 	st, ok := m.readLocal(p.ContainerID)
@@ -76,7 +115,7 @@ func (m *Manager) reconcilePod(ctx context.Context, v *view, p store.PodRecord, 
 	if full {
 		m.verifyEnds(ctx, v, &p)
 	}
-	if err := m.ensureLinks(ctx, m.kv, v, wantedFrom(&p.Pod, announced)); err != nil {
+	if err := m.ensureLinks(ctx, m.kv, v, want); err != nil {
 		m.log.Warn("links of pod", "pod", podKey(p.Namespace, p.Name), "err", err)
 	}
 	ids := v.linksOf(p.Name)

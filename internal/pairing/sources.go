@@ -38,7 +38,9 @@ type etcdSource struct{ m *Manager }
 // Name is "etcd".
 func (s *etcdSource) Name() string { return config.SourceEtcd }
 
-// Labels returns the announced labels of the pod named in q.
+// Labels returns the announced labels of the pod named in q: from the
+// agent's watched copy while it is live (so that a pod without a record
+// never waits for etcd, even when etcd is down), else read from etcd.
 func (s *etcdSource) Labels(ctx context.Context, q metadata.Query) (map[string]string, error) {
 	if q.PodName == "" {
 		return nil, fmt.Errorf("no pod name in CNI_ARGS: %w", metadata.ErrNoMetadata)
@@ -46,6 +48,13 @@ func (s *etcdSource) Labels(ctx context.Context, q metadata.Query) (map[string]s
 	ns := q.PodNamespace
 	if ns == "" {
 		ns = metadata.DefaultNamespace
+	}
+	if s.m.cache.isLive() {
+		labels, ok := s.m.cache.announcedLabels(ns, q.PodName)
+		if !ok {
+			return nil, fmt.Errorf("no announced record for %s: %w", podKey(ns, q.PodName), metadata.ErrNoMetadata)
+		}
+		return labels, nil
 	}
 	kv, err := s.m.store()
 	if err != nil {

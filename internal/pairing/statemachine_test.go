@@ -257,7 +257,8 @@ func TestDelRacingAddConvergesToNothing(t *testing.T) {
 	// The runtime's DEL of p arrives while p's ADD is between recording the
 	// pod and wiring its links: the agent serializes the two (pod lock).
 	delDone := make(chan error, 1)
-	h.kv.OnNext(memstore.OpList, h.keys.Links("default"), func() { go func() { delDone <- h.del(p) }() })
+	id := store.LinkID("primary-pod", "in1", "pair-pod", "in2")
+	h.kv.OnNext(memstore.OpCreate, h.keys.Link("default", id), func() { go func() { delDone <- h.del(p) }() })
 	if err := h.add(p); err != nil {
 		t.Fatalf("ADD: %v", err)
 	}

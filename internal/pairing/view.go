@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/ratchet-cni/ratchet/internal/store"
 )
@@ -24,6 +25,48 @@ type view struct {
 	rev   int64
 	links map[string]versioned[store.LinkRecord]
 	pods  map[string]versioned[store.PodRecord]
+	// more, when set, is the watched copy the view was cut from: records
+	// outside the cut (another pod's link, that link's pods) are read
+	// there, except the links dropped from the view.
+	more    *cache
+	dropped map[string]bool
+}
+
+// cacheWait bounds how long an operation waits for the agent's watched copy
+// to catch up with a revision before it reads etcd instead.
+const cacheWait = time.Second
+
+// fresh waits until the agent's watched copy is live and holds revision
+// rev (the operation's own write), so that what it shows is at least as new
+// as a read from etcd would be. It reports false when there is no live
+// copy or it lags: read etcd then.
+func (m *Manager) fresh(ctx context.Context, rev int64) bool {
+	return m.awaitCache(ctx, func(ctx context.Context) bool { return m.cache.await(ctx, rev) })
+}
+
+// awaitCache runs wait (one of the cache's await methods) for at most
+// cacheWait when the copy is live.
+func (m *Manager) awaitCache(ctx context.Context, wait func(context.Context) bool) bool {
+	if !m.cache.isLive() {
+		return false
+	}
+	wctx, cancel := context.WithTimeout(ctx, cacheWait)
+	defer cancel()
+	if wait(wctx) {
+		return true
+	}
+	m.log.Warn("the watched copy lags; reading etcd")
+	return false
+}
+
+// viewOf returns the picture of namespace ns for pods (their links, and the
+// records of those pods, the links' other ends and also): from the watched
+// copy when fromCache (see fresh), else a snapshot of the namespace.
+func (m *Manager) viewOf(ctx context.Context, kv store.Store, ns string, pods, also []string, fromCache bool) (*view, error) {
+	if fromCache {
+		return m.cache.view(ns, pods, also), nil
+	}
+	return m.snapshot(ctx, kv, ns)
 }
 
 // snapshot reads the namespace's links and pods. The revision is the older
@@ -50,16 +93,24 @@ func (m *Manager) snapshot(ctx context.Context, kv store.Store, ns string) (*vie
 // link returns the view's record of a link.
 func (v *view) link(id string) (versioned[store.LinkRecord], bool) {
 	v.mu.Lock()
-	defer v.mu.Unlock()
 	l, ok := v.links[id]
+	more := v.more != nil && !ok && !v.dropped[id]
+	v.mu.Unlock()
+	if more {
+		return v.more.link(v.ns, id)
+	}
 	return l, ok
 }
 
 // pod returns the view's record of a pod.
 func (v *view) pod(name string) (versioned[store.PodRecord], bool) {
 	v.mu.Lock()
-	defer v.mu.Unlock()
 	p, ok := v.pods[name]
+	more := v.more != nil && !ok
+	v.mu.Unlock()
+	if more {
+		return v.more.pod(v.ns, name)
+	}
 	return p, ok
 }
 
@@ -69,6 +120,7 @@ func (v *view) setLink(rec store.LinkRecord, ver int64) {
 	defer v.mu.Unlock()
 	if cur, ok := v.links[rec.ID]; !ok || cur.ver < ver {
 		v.links[rec.ID] = versioned[store.LinkRecord]{rec, ver}
+		delete(v.dropped, rec.ID)
 	}
 }
 
@@ -77,6 +129,9 @@ func (v *view) dropLink(id string) {
 	v.mu.Lock()
 	defer v.mu.Unlock()
 	delete(v.links, id)
+	if v.more != nil {
+		v.dropped[id] = true
+	}
 }
 
 // apply folds a watch event under the namespace into the view. It reports
