@@ -120,9 +120,7 @@ func (m *Manager) reconcilePod(ctx context.Context, v *view, p store.PodRecord, 
 	}
 	ids := v.linksOf(p.Name)
 	pending, waiting, err := m.settleAll(ctx, m.kv, v, &p, ids, roleAgent)
-	if len(pending) > 0 && time.Since(p.Created) > m.conf.PairTimeout.D() {
-		m.timedOut(ctx, &p, pending)
-	}
+	m.timedOut(ctx, v, &p, pending)
 	return NamespaceStats{Pods: 1, Links: len(ids), Pending: len(pending) + len(waiting)}, err
 }
 
@@ -157,17 +155,29 @@ func (m *Manager) verifyEnds(ctx context.Context, v *view, p *store.PodRecord) {
 	}
 }
 
-// timedOut records the links of pod p still pending at pairTimeout as
-// failed, with the reason; they are still wired if the peer comes.
-func (m *Manager) timedOut(ctx context.Context, p *store.PodRecord, pending []string) {
+// timedOut records the links of pod p still pending past pairTimeout as
+// failed, with the reason; they are still wired if the peer comes. The
+// time runs from p's creation, or from when the peer went away (a link
+// whose peer is not back in time is gone for good).
+func (m *Manager) timedOut(ctx context.Context, v *view, p *store.PodRecord, pending []string) {
+	limit := m.conf.PairTimeout.D()
 	for _, id := range pending {
+		l, ok := v.link(id)
+		if !ok || time.Since(p.Created) <= limit || !l.val.Gone.IsZero() && time.Since(l.val.Gone) <= limit {
+			continue
+		}
 		_, _, err := m.updateLink(ctx, m.kv, p.Namespace, id, func(r *store.LinkRecord) bool {
 			if r.State == store.LinkWired || r.State == store.LinkFailed {
 				return false
 			}
 			_, theirs := r.EndsOf(p.Name)
 			r.State = store.LinkFailed
-			r.Reason = fmt.Sprintf("peer %s not wired within pairTimeout (%s)", podKey(p.Namespace, theirs.Pod), m.conf.PairTimeout)
+			if r.Gone.IsZero() {
+				r.Reason = fmt.Sprintf("peer %s not wired within pairTimeout (%s)", podKey(p.Namespace, theirs.Pod), m.conf.PairTimeout)
+			} else {
+				r.Reason = fmt.Sprintf("peer %s gone for good: went away at %s and not back within pairTimeout (%s)",
+					podKey(p.Namespace, theirs.Pod), r.Gone.Format(time.RFC3339), m.conf.PairTimeout)
+			}
 			return true
 		})
 		if err != nil && !errors.Is(err, store.ErrNotFound) {

@@ -457,3 +457,29 @@ func addedSeedPair(t *testing.T, h *harness, hostP, hostQ string) (p, q *pod) {
 	mustAdd(t, h, q)
 	return p, q
 }
+
+// A wired link whose peer is deleted waits for it (pending, the reason
+// says the peer went away) and, when the peer is not back within
+// pairTimeout of leaving, is failed as gone for good; the peer's return
+// still wires it.
+func TestLinkWhosePeerIsGoneForGoodFails(t *testing.T) {
+	h := newHarness(t)
+	h.pairTimeout = "1s"
+	_, q := addedSeedPair(t, h, "h1", "h2")
+	h.waitState("primary-pod", "in1", "pair-pod", "in2", store.LinkWired)
+	time.Sleep(1100 * time.Millisecond) // both pods older than pairTimeout
+	mustDel(t, h, q)
+	rec := h.link("primary-pod", "in1", "pair-pod", "in2")
+	if rec.State != store.LinkPending || !strings.Contains(rec.Reason, "pair-pod went away") || rec.Gone.IsZero() {
+		t.Fatalf("after the peer's DEL the link is %q (%s), gone %v; want pending, the peer named", rec.State, rec.Reason, rec.Gone)
+	}
+	rec = h.waitState("primary-pod", "in1", "pair-pod", "in2", store.LinkFailed)
+	if !strings.Contains(rec.Reason, "gone for good") || !strings.Contains(rec.Reason, "pair-pod") {
+		t.Fatalf("link failed with %q, want the peer named as gone for good", rec.Reason)
+	}
+	mustAdd(t, h, h.newPod("h2", "c-pair-2", q.labels))
+	rec = h.waitState("primary-pod", "in1", "pair-pod", "in2", store.LinkWired)
+	if !rec.Gone.IsZero() || rec.Reason != "" {
+		t.Fatalf("re-wired link keeps gone %v reason %q", rec.Gone, rec.Reason)
+	}
+}

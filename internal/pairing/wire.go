@@ -324,6 +324,9 @@ func setOutcome(r *store.LinkRecord, err error) {
 		return
 	}
 	r.State, r.Reason = store.LinkWired, ""
+	if r.A.Up && r.B.Up {
+		r.Gone = time.Time{}
+	}
 }
 
 func endpoint(netns string, end *store.LinkEnd, rec *store.LinkRecord, mtu int) wiring.Endpoint {

@@ -172,7 +172,9 @@ func ReleaseLink(ctx context.Context, s Store, k Keys, ns, id, pod, containerID 
 		if r.Builder == containerID || containerID == "" {
 			r.Builder = ""
 		}
-		r.State, r.Reason, r.Updated = LinkPending, "", time.Now().UTC()
+		now := time.Now().UTC()
+		r.State, r.Updated, r.Gone = LinkPending, now, now
+		r.Reason = fmt.Sprintf("pod %s/%s went away at %s; waiting for it to come back", ns, pod, now.Format(time.RFC3339))
 		return nil
 	})
 	if errors.Is(err, ErrNotFound) {

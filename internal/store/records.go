@@ -78,6 +78,10 @@ type LinkRecord struct {
 	// EndsClaimed says the declarer claimed both ends for this link (see
 	// ClaimEnd); a record made from the peer's side only checks them.
 	EndsClaimed bool `json:"endsClaimed,omitempty"`
+	// Gone is when one pod of the link went away (its DEL) while the
+	// other stayed; zero once both ends are wired again. A link whose pod
+	// is not back within pairTimeout of it is failed: gone for good.
+	Gone time.Time `json:"gone,omitempty"`
 }
 
 // AgentRecord announces a running node agent (ratchetd); it expires with
