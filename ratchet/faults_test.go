@@ -146,8 +146,8 @@ func TestStatusNeedsEtcd(t *testing.T) {
 	}
 	c.Etcd.Stop()
 	err := status()
-	if err == nil || cniCode(t, err) != types.ErrTryAgainLater {
-		t.Fatalf("STATUS with etcd down: %v, want code 11", err)
+	if err == nil || cniCode(t, err) != types.ErrPluginNotAvailable || !strings.Contains(err.Error(), "etcd") {
+		t.Fatalf("STATUS with etcd down: %v, want code 50 naming etcd", err)
 	}
 	c.Etcd.Restart()
 }

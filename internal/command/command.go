@@ -200,7 +200,7 @@ func (p *Plugin) check(ctx context.Context, inv *invocation) error {
 func (p *Plugin) status(ctx context.Context, inv *invocation) error {
 	if inv.pairer != nil {
 		if err := inv.pairer.Status(ctx); err != nil {
-			return err
+			return statusError(err)
 		}
 	}
 	return inv.runner.Status(ctx, inv.conf.PrepDelegates("eth0"))

@@ -48,3 +48,24 @@ func toCNIError(err error) *types.Error {
 	}
 	return types.NewError(types.ErrInternal, err.Error(), "")
 }
+
+// notAvailable is STATUS's answer when the agent or etcd cannot be
+// reached: code 50, the plugin cannot serve ADDs of ratchet pods now.
+type notAvailable struct{ err error }
+
+func (e notAvailable) Error() string { return e.err.Error() }
+func (e notAvailable) Unwrap() error { return e.err }
+
+// CNICode is 50 (plugin not available).
+func (e notAvailable) CNICode() uint { return types.ErrPluginNotAvailable }
+
+// statusError gives a failed STATUS its code: what ADD would answer with
+// "try again later" (11: agent or etcd unreachable) is "not available"
+// (50) for STATUS; any other error keeps its code.
+func statusError(err error) error {
+	var coded Coded
+	if errors.As(err, &coded) && coded.CNICode() == types.ErrTryAgainLater {
+		return notAvailable{fmt.Errorf("ratchet pods cannot be added now: %w", err)}
+	}
+	return err
+}

@@ -108,3 +108,16 @@ func (e *codedErr) CNICode() uint { return e.code }
 func (e *codedErr) Unwrap() error { return e.err }
 
 var _ Coded = (*codedErr)(nil)
+
+// STATUS answers 50 (not available) where ADD would answer 11, and keeps
+// other codes.
+func TestStatusErrorIsNotAvailable(t *testing.T) {
+	down := &agentapi.Error{Code: types.ErrTryAgainLater, Msg: "etcd: unavailable at http://127.0.0.1:2379"}
+	if got := toCNIError(statusError(down)); got.Code != types.ErrPluginNotAvailable || !strings.Contains(got.Msg, "etcd") {
+		t.Fatalf("STATUS with etcd down = %d %q, want 50 naming etcd", got.Code, got.Msg)
+	}
+	bad := &agentapi.Error{Code: types.ErrInvalidNetworkConfig, Msg: "etcd.api"}
+	if got := toCNIError(statusError(bad)); got.Code != types.ErrInvalidNetworkConfig {
+		t.Fatalf("STATUS with a config error = %d, want 7", got.Code)
+	}
+}
