@@ -3,6 +3,8 @@
 // It turns them into a Pod with the links it declares and expects.
 package metadata
 
+import "github.com/ratchet-cni/ratchet/internal/netem"
+
 // Label keys (DESIGN.md). Docker labels and announced records use the same keys.
 const (
 	KeyRatchet         = "ratchet"
@@ -56,4 +58,28 @@ type Link struct {
 	PeerIP     string `json:"peer_ip,omitempty"`
 	// MTU of both ends; 0 means the default (1500 for veth, parent−50 for vxlan).
 	MTU int `json:"mtu,omitempty"`
+	// Netem impairs the egress of both ends; LocalNetem (this pod's end)
+	// and PeerNetem (the peer's end) replace it for one end.
+	Netem      *netem.Spec `json:"netem,omitempty"`
+	LocalNetem *netem.Spec `json:"local_netem,omitempty"`
+	PeerNetem  *netem.Spec `json:"peer_netem,omitempty"`
+}
+
+// Reversed returns the link as the peer sees it: ends swapped.
+func (l Link) Reversed(pod string) Link {
+	return Link{Peer: pod, IfName: l.PeerIfName, IP: l.PeerIP, PeerIfName: l.IfName, PeerIP: l.IP, MTU: l.MTU,
+		Netem: l.Netem, LocalNetem: l.PeerNetem, PeerNetem: l.LocalNetem}
+}
+
+// EndNetem returns the impairment of this pod's end (local) or of the
+// peer's end: the end's own, else the link's; nil for none.
+func (l *Link) EndNetem(local bool) *netem.Spec {
+	own := l.PeerNetem
+	if local {
+		own = l.LocalNetem
+	}
+	if own != nil {
+		return own
+	}
+	return l.Netem
 }

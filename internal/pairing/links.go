@@ -122,8 +122,7 @@ func linksTowards(pod string, others []*metadata.Pod) []metadata.Link {
 		}
 		for _, l := range other.Links {
 			if l.Peer == pod {
-				out = append(out, metadata.Link{Peer: other.Name, IfName: l.PeerIfName, IP: l.PeerIP,
-					PeerIfName: l.IfName, PeerIP: l.IP, MTU: l.MTU})
+				out = append(out, l.Reversed(other.Name))
 			}
 		}
 	}

@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/ratchet-cni/ratchet/internal/netem"
+
 	"github.com/ratchet-cni/ratchet/internal/metadata"
 )
 
@@ -39,6 +41,14 @@ type LinkEnd struct {
 	Up bool `json:"up"`
 	// Remote is the peer host address this end's vxlan points to (vxlan only).
 	Remote string `json:"remote,omitempty"`
+	// Netem is the impairment of this end's egress, as declared with the
+	// link or set by `ratchetctl link set`; nil impairs nothing.
+	Netem *netem.Spec `json:"netem,omitempty"`
+	// Applied says how the end's host applied Netem: the mechanisms
+	// ("netem", "tbf", "bpf", joined by "+") and what it could not apply
+	// ("not applied: delay: kernel has no sch_netem"); "" while nothing is
+	// in force.
+	Applied string `json:"applied,omitempty"`
 }
 
 // LinkState is the state of a link.
@@ -82,7 +92,19 @@ type LinkRecord struct {
 	// other stayed; zero once both ends are wired again. A link whose pod
 	// is not back within pairTimeout of it is failed: gone for good.
 	Gone time.Time `json:"gone,omitempty"`
+	// Admin is the link's administrative state: AdminDown after `ratchetctl
+	// link down` (both ends without carrier), "" or AdminUp otherwise.
+	Admin string `json:"admin,omitempty"`
 }
+
+// Administrative states of a link.
+const (
+	AdminUp   = "up"
+	AdminDown = "down"
+)
+
+// IsDown reports whether the link was set down.
+func (r *LinkRecord) IsDown() bool { return r.Admin == AdminDown }
 
 // AgentRecord announces a running node agent (ratchetd); it expires with
 // the agent's TTL unless the agent refreshes it.
