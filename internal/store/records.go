@@ -95,6 +95,9 @@ type LinkRecord struct {
 	// Admin is the link's administrative state: AdminDown after `ratchetctl
 	// link down` (both ends without carrier), "" or AdminUp otherwise.
 	Admin string `json:"admin,omitempty"`
+	// NetemSet: the ends' Netem were set at run time (`ratchetctl link
+	// set` or `link clear`); the pods' declarations no longer change them.
+	NetemSet bool `json:"netemSet,omitempty"`
 }
 
 // Administrative states of a link.
