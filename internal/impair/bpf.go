@@ -44,8 +44,11 @@ const (
 	// tcActUnspec lets the packet go on to the next filter and the
 	// qdisc, as if no filter matched.
 	tcActUnspec = -1
-	// tcActShot drops the packet.
-	tcActShot = 2
+	// tcActStolen consumes the packet: gone, while the sender sees its
+	// transmission succeed, as with netem's loss. (TC_ACT_SHOT would
+	// make the send fail with ENOBUFS, which senders retry: ping resends,
+	// TCP takes it for local congestion.)
+	tcActStolen = 4
 )
 
 // dupTag marks the copy bpf_clone_redirect sends, in skb->tc_index (16
@@ -90,7 +93,7 @@ func newThresholds(p Params) thresholds {
 // r9 scratch kept across helper calls.
 //
 //  1. A copy tagged by an earlier duplication: clear the tag, pass.
-//  2. loss: drop.
+//  2. loss: consume the packet (TC_ACT_STOLEN).
 //  3. duplicate: bpf_clone_redirect to the same interface's egress, the
 //     copy tagged (the original's tc_index is restored after).
 //  4. corrupt: flip one random bit of one random byte after the L3
@@ -143,7 +146,7 @@ func instructions(mapFD int) asm.Instructions {
 		asm.FnGetPrandomU32.Call(),
 		asm.JGE.Reg(asm.R0, asm.R8, "pass"),
 		// bytes 12..14: EtherType and IPv4's version/IHL
-		asm.StoreImm(asm.RFP, -16, 0, asm.DWord),
+		asm.StoreImm(asm.RFP, -16, 0, asm.Word),
 		asm.Mov.Reg(asm.R1, asm.R6),
 		asm.Mov.Imm(asm.R2, 12),
 		asm.Mov.Reg(asm.R3, asm.RFP),
@@ -173,7 +176,7 @@ func instructions(mapFD int) asm.Instructions {
 		asm.Mod.Reg(asm.R0, asm.R9),
 		asm.Add.Reg(asm.R8, asm.R0),
 		// load the byte at r8, flip a random bit, store it back
-		asm.StoreImm(asm.RFP, -8, 0, asm.DWord),
+		asm.StoreImm(asm.RFP, -8, 0, asm.Word),
 		asm.Mov.Reg(asm.R1, asm.R6),
 		asm.Mov.Reg(asm.R2, asm.R8),
 		asm.Mov.Reg(asm.R3, asm.RFP),
@@ -198,7 +201,7 @@ func instructions(mapFD int) asm.Instructions {
 
 		asm.Mov.Imm(asm.R0, tcActUnspec).WithSymbol("pass"),
 		asm.Return(),
-		asm.Mov.Imm(asm.R0, tcActShot).WithSymbol("drop"),
+		asm.Mov.Imm(asm.R0, tcActStolen).WithSymbol("drop"),
 		asm.Return(),
 	}
 }

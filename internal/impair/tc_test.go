@@ -2,6 +2,7 @@ package impair
 
 import (
 	"encoding/binary"
+	"io"
 	"math"
 	"testing"
 	"time"
@@ -211,6 +212,9 @@ func TestInstructionsJumpsResolve(t *testing.T) {
 		if r := ins.Reference(); r != "" && !symbols[r] {
 			t.Errorf("instruction %d (%v) jumps to undefined %q", i, ins, r)
 		}
+	}
+	if err := insns.Marshal(io.Discard, binary.LittleEndian); err != nil {
+		t.Errorf("instructions do not encode: %v", err)
 	}
 	last := insns[len(insns)-1]
 	if last.OpCode.JumpOp() != asm.Exit {
