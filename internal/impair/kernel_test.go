@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/cilium/ebpf"
 	"github.com/ratchet-cni/ratchet/internal/testenv"
 )
 
@@ -389,10 +390,21 @@ func TestApplyReplacesAndClearRemovesOnlyOurs(t *testing.T) {
 	check(Spec{})
 
 	w.apply(t, w.a, w.ifA, both)
+	var progIDs []ebpf.ProgramID
+	if k.BPF && !k.Netem {
+		progIDs = append(progIDs, filterProgramID(t, w))
+		w.apply(t, w.a, w.ifA, both) // replaces the program
+		progIDs = append(progIDs, filterProgramID(t, w))
+	}
 	if err := Clear(ctx, w.a.Path(), w.ifA); err != nil {
 		t.Fatal(err)
 	}
 	check(Spec{})
+	// No program (nor its map) outlives the filter that ran it: impair
+	// keeps no file descriptor.
+	for _, id := range progIDs {
+		requireProgramGone(t, id)
+	}
 	qdiscs = tcShow(t, w.a, "qdisc", "show", "dev", w.ifA)
 	if strings.Contains(qdiscs, "7274:") || strings.Contains(qdiscs, "clsact") {
 		t.Errorf("after Clear:\n%s", qdiscs)
@@ -452,5 +464,43 @@ func TestClearAndApplyOnMissing(t *testing.T) {
 	w.a.MustExec(t, "ip", "link", "del", w.ifA)
 	if err := Clear(ctx, w.a.Path(), w.ifA); err != nil {
 		t.Errorf("Clear after the link went: %v", err)
+	}
+}
+
+// filterProgramID returns the ID of the program in impair's filter on
+// end A, as tc shows it.
+func filterProgramID(t *testing.T, w *wire) ebpf.ProgramID {
+	t.Helper()
+	out := tcShow(t, w.a, "filter", "show", "dev", w.ifA, "egress")
+	m := regexp.MustCompile(FilterName + ` .* id (\d+) `).FindStringSubmatch(out)
+	if m == nil {
+		t.Fatalf("no %s filter with a program id:\n%s", FilterName, out)
+	}
+	id, err := strconv.ParseUint(m[1], 10, 32)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return ebpf.ProgramID(id)
+}
+
+// requireProgramGone fails unless the kernel frees the program with the
+// given ID within a few seconds (programs are freed after an RCU grace
+// period).
+func requireProgramGone(t *testing.T, id ebpf.ProgramID) {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		p, err := ebpf.NewProgramFromID(id)
+		if errors.Is(err, os.ErrNotExist) {
+			return
+		}
+		if err == nil {
+			p.Close()
+		}
+		if time.Now().After(deadline) {
+			t.Errorf("BPF program %d still loaded (err %v)", id, err)
+			return
+		}
+		time.Sleep(50 * time.Millisecond)
 	}
 }

@@ -64,7 +64,7 @@ type wire struct {
 	addrA, addrB string
 }
 
-func newWire(t *testing.T) *wire {
+func newWire(t testing.TB) *wire {
 	t.Helper()
 	w := &wire{a: testenv.NewNS(t), b: testenv.NewNS(t), ifA: testenv.UniqueName("ia"), ifB: testenv.UniqueName("ib"),
 		addrA: "192.0.2.1", addrB: "192.0.2.2"}
@@ -87,7 +87,7 @@ func newWire(t *testing.T) *wire {
 }
 
 // mac returns the interface's MAC address.
-func mac(t *testing.T, n *testenv.NS, ifname string) string {
+func mac(t testing.TB, n *testenv.NS, ifname string) string {
 	t.Helper()
 	out := n.MustExec(t, "cat", "/sys/class/net/"+ifname+"/address")
 	return strings.TrimSpace(out)
