@@ -5,6 +5,8 @@ import (
 	"math"
 	"slices"
 	"strings"
+
+	"github.com/ratchet-cni/ratchet/internal/netem"
 )
 
 // Mechanisms, in the order Applied lists them.
@@ -45,21 +47,21 @@ func (k Kernel) String() string {
 	return strings.Join(has, "+")
 }
 
-// Applied says how a Spec was applied on one link end (Apply, Plan), or
+// Applied says how a netem.Spec was applied on one link end (Apply, Plan), or
 // what is on the interface (Inspect).
 type Applied struct {
 	// Mechanisms used, in the order netem, tbf, bpf.
 	Mechanisms []string `json:"mechanisms,omitempty"`
-	// NotApplied lists the Spec fields (JSON names) the kernel cannot
-	// apply, in Spec order.
+	// NotApplied lists the netem.Spec fields (JSON names) the kernel cannot
+	// apply, in netem.Spec order.
 	NotApplied []string `json:"notApplied,omitempty"`
 	// Reason says why NotApplied ones are not, e.g. "kernel has no
 	// sch_netem".
 	Reason string `json:"reason,omitempty"`
-	// InForce are the values in force: for Apply and Plan the Spec's less
+	// InForce are the values in force: for Apply and Plan the netem.Spec's less
 	// those not applied, with rate in whole bytes per second as the kernel
 	// keeps it; for Inspect, read back from the kernel.
-	InForce Params `json:"-"`
+	InForce netem.Params `json:"-"`
 }
 
 // String is e.g. "netem", "tbf+bpf", "bpf; not applied: delay: kernel has
@@ -82,7 +84,7 @@ func (a Applied) String() string {
 
 // Plan says what Apply does with s on a host with kernel k, without
 // touching anything.
-func Plan(s Spec, k Kernel) (Applied, error) {
+func Plan(s netem.Spec, k Kernel) (Applied, error) {
 	p, err := s.Params()
 	if err != nil {
 		return Applied{}, err
@@ -91,7 +93,7 @@ func Plan(s Spec, k Kernel) (Applied, error) {
 }
 
 // plan is Plan on parsed values.
-func plan(p Params, k Kernel) Applied {
+func plan(p netem.Params, k Kernel) Applied {
 	p.Rate &^= 7 // the kernel keeps bytes per second
 	if p.IsZero() {
 		return Applied{}
@@ -181,7 +183,7 @@ func Diff(want, got Applied) []string {
 	}{{"loss", w.Loss, g.Loss}, {"corrupt", w.Corrupt, g.Corrupt}, {"duplicate", w.Duplicate, g.Duplicate}, {"reorder", w.Reorder, g.Reorder}}
 	for _, f := range probs {
 		if math.Abs(f.want-f.is) > probabilitySlack {
-			d = append(d, fmt.Sprintf("%s %s, want %s", f.name, formatPercent(f.is), formatPercent(f.want)))
+			d = append(d, fmt.Sprintf("%s %s, want %s", f.name, netem.FormatPercent(f.is), netem.FormatPercent(f.want)))
 		}
 	}
 	if w.Rate/8 != g.Rate/8 {

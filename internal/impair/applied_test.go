@@ -5,6 +5,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/ratchet-cni/ratchet/internal/netem"
 )
 
 var (
@@ -16,29 +18,29 @@ var (
 func TestPlan(t *testing.T) {
 	tests := []struct {
 		name   string
-		spec   Spec
+		spec   netem.Spec
 		kernel Kernel
 		want   string
 		mechs  []string
 		notApp []string
 	}{
-		{"nothing", Spec{}, kernelAll, "", nil, nil},
-		{"all zero values", Spec{Loss: "0%", Delay: "0ms"}, kernelNoNetem, "", nil, nil},
-		{"netem carries all", Spec{Delay: "20ms", Loss: "1%", Rate: "1mbit"}, kernelAll, "netem", []string{"netem"}, nil},
-		{"netem carries rate alone", Spec{Rate: "1mbit"}, kernelAll, "netem", []string{"netem"}, nil},
-		{"tbf", Spec{Rate: "1mbit"}, kernelNoNetem, "tbf", []string{"tbf"}, nil},
-		{"bpf", Spec{Loss: "1%", Corrupt: "1%", Duplicate: "1%"}, kernelNoNetem, "bpf", []string{"bpf"}, nil},
-		{"tbf+bpf", Spec{Loss: "1%", Rate: "10mbit"}, kernelNoNetem, "tbf+bpf", []string{"tbf", "bpf"}, nil},
-		{"delay, jitter not applied", Spec{Delay: "20ms", Jitter: "5ms"}, kernelNoNetem,
+		{"nothing", netem.Spec{}, kernelAll, "", nil, nil},
+		{"all zero values", netem.Spec{Loss: "0%", Delay: "0ms"}, kernelNoNetem, "", nil, nil},
+		{"netem carries all", netem.Spec{Delay: "20ms", Loss: "1%", Rate: "1mbit"}, kernelAll, "netem", []string{"netem"}, nil},
+		{"netem carries rate alone", netem.Spec{Rate: "1mbit"}, kernelAll, "netem", []string{"netem"}, nil},
+		{"tbf", netem.Spec{Rate: "1mbit"}, kernelNoNetem, "tbf", []string{"tbf"}, nil},
+		{"bpf", netem.Spec{Loss: "1%", Corrupt: "1%", Duplicate: "1%"}, kernelNoNetem, "bpf", []string{"bpf"}, nil},
+		{"tbf+bpf", netem.Spec{Loss: "1%", Rate: "10mbit"}, kernelNoNetem, "tbf+bpf", []string{"tbf", "bpf"}, nil},
+		{"delay, jitter not applied", netem.Spec{Delay: "20ms", Jitter: "5ms"}, kernelNoNetem,
 			"not applied: delay, jitter: kernel has no sch_netem", nil, []string{"delay", "jitter"}},
-		{"partly applied", Spec{Delay: "20ms", Loss: "1%", Rate: "1mbit"}, kernelNoNetem,
+		{"partly applied", netem.Spec{Delay: "20ms", Loss: "1%", Rate: "1mbit"}, kernelNoNetem,
 			"tbf+bpf; not applied: delay: kernel has no sch_netem", []string{"tbf", "bpf"}, []string{"delay"}},
-		{"reorder not applied", Spec{Delay: "20ms", Reorder: "5%", Duplicate: "1%"}, kernelNoNetem,
+		{"reorder not applied", netem.Spec{Delay: "20ms", Reorder: "5%", Duplicate: "1%"}, kernelNoNetem,
 			"bpf; not applied: delay, reorder: kernel has no sch_netem", []string{"bpf"}, []string{"delay", "reorder"}},
-		{"bare kernel", Spec{Delay: "1ms", Jitter: "1ms", Loss: "1%", Rate: "1mbit", Corrupt: "1%", Duplicate: "1%", Reorder: "1%"}, kernelNone,
+		{"bare kernel", netem.Spec{Delay: "1ms", Jitter: "1ms", Loss: "1%", Rate: "1mbit", Corrupt: "1%", Duplicate: "1%", Reorder: "1%"}, kernelNone,
 			"not applied: delay, jitter, loss, rate, corrupt, duplicate, reorder: kernel has no sch_netem, no tc BPF, no sch_tbf", nil,
 			[]string{"delay", "jitter", "loss", "rate", "corrupt", "duplicate", "reorder"}},
-		{"no tbf", Spec{Rate: "1mbit", Loss: "1%"}, Kernel{BPF: true}, "bpf; not applied: rate: kernel has no sch_netem, no sch_tbf", []string{"bpf"}, []string{"rate"}},
+		{"no tbf", netem.Spec{Rate: "1mbit", Loss: "1%"}, Kernel{BPF: true}, "bpf; not applied: rate: kernel has no sch_netem, no sch_tbf", []string{"bpf"}, []string{"rate"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -65,13 +67,13 @@ func TestPlan(t *testing.T) {
 }
 
 func TestPlanRejectsInvalid(t *testing.T) {
-	if _, err := Plan(Spec{Loss: "x"}, kernelAll); err == nil {
-		t.Error("Plan accepted an invalid Spec")
+	if _, err := Plan(netem.Spec{Loss: "x"}, kernelAll); err == nil {
+		t.Error("Plan accepted an invalid netem.Spec")
 	}
 }
 
 func TestPlanKeepsRateInBytes(t *testing.T) {
-	a, err := Plan(Spec{Rate: "1001bit"}, kernelNoNetem)
+	a, err := Plan(netem.Spec{Rate: "1001bit"}, kernelNoNetem)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -81,7 +83,7 @@ func TestPlanKeepsRateInBytes(t *testing.T) {
 }
 
 func TestDiff(t *testing.T) {
-	want := Applied{Mechanisms: []string{"tbf", "bpf"}, InForce: Params{Loss: 0.3, Rate: 1_000_000}}
+	want := Applied{Mechanisms: []string{"tbf", "bpf"}, InForce: netem.Params{Loss: 0.3, Rate: 1_000_000}}
 	if d := Diff(want, want); d != nil {
 		t.Errorf("Diff of equal = %q", d)
 	}
@@ -91,7 +93,7 @@ func TestDiff(t *testing.T) {
 	if d := Diff(want, close); d != nil {
 		t.Errorf("Diff within the kernel's rounding = %q", d)
 	}
-	got := Applied{Mechanisms: []string{"tbf"}, InForce: Params{Loss: 0, Rate: 2_000_000, Delay: time.Millisecond}}
+	got := Applied{Mechanisms: []string{"tbf"}, InForce: netem.Params{Loss: 0, Rate: 2_000_000, Delay: time.Millisecond}}
 	d := strings.Join(Diff(want, got), "; ")
 	for _, s := range []string{`mechanisms "tbf", want "tbf+bpf"`, "loss 0%, want 30%", "rate 2000000bit, want 1000000bit", "delay 1000000ns, want 0ns"} {
 		if !strings.Contains(d, s) {

@@ -4,6 +4,8 @@ import (
 	"context"
 	"testing"
 	"time"
+
+	"github.com/ratchet-cni/ratchet/internal/netem"
 )
 
 // BenchmarkApply measures one Apply that changes a link end's impairment
@@ -18,7 +20,7 @@ func BenchmarkApply(b *testing.B) {
 		b.Fatal(err)
 	}
 	w := newWire(b)
-	specs := []Spec{{Loss: "1%"}, {Loss: "2%", Rate: "100mbit"}}
+	specs := []netem.Spec{{Loss: "1%"}, {Loss: "2%", Rate: "100mbit"}}
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
 	defer cancel()
 	b.ResetTimer()

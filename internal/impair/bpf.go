@@ -7,6 +7,7 @@ import (
 
 	"github.com/cilium/ebpf"
 	"github.com/cilium/ebpf/asm"
+	"github.com/ratchet-cni/ratchet/internal/netem"
 )
 
 // The BPF side of the no-netem path: a one-element array map holding three
@@ -84,7 +85,7 @@ func probability(t uint64) float64 {
 }
 
 // newThresholds is the map value for p.
-func newThresholds(p Params) thresholds {
+func newThresholds(p netem.Params) thresholds {
 	return thresholds{threshold(p.Loss), threshold(p.Corrupt), threshold(p.Duplicate)}
 }
 
@@ -215,7 +216,7 @@ type program struct {
 // loadProgram creates the map holding p's thresholds, freezes it (where
 // the kernel can: it makes the thresholds read-only for everyone) and
 // loads the program that reads it.
-func loadProgram(p Params) (*program, error) {
+func loadProgram(p netem.Params) (*program, error) {
 	m, err := ebpf.NewMap(&ebpf.MapSpec{
 		Name:       mapName,
 		Type:       ebpf.Array,

@@ -3,7 +3,7 @@
 // network interface in a network namespace, with netlink only.
 //
 // Where the kernel has sch_netem, one root netem qdisc carries the whole
-// Spec, rate included. Where it has not (minimal VM kernels), rate is
+// netem.Spec, rate included. Where it has not (minimal VM kernels), rate is
 // shaped with a root tbf qdisc, and loss, corruption and duplication are
 // done by a small tc BPF program on the clsact egress hook (direct action)
 // whose instructions are built in Go (github.com/cilium/ebpf/asm, no

@@ -3,9 +3,11 @@ package impair
 import (
 	"errors"
 	"testing"
+
+	"github.com/ratchet-cni/ratchet/internal/netem"
 )
 
-// FuzzSpec feeds arbitrary field values to Validate and Params: no panic,
+// FuzzSpec feeds arbitrary field values to Validate and netem.Params: no panic,
 // both agree, accepted values lie within the documented limits, and the
 // planning and tc construction built on them do not panic either.
 func FuzzSpec(f *testing.F) {
@@ -15,27 +17,27 @@ func FuzzSpec(f *testing.F) {
 	f.Add("250µs", "", "", "0.1tbit", "", "", "")
 	f.Add("1h", "-1ms", "NaN%", "1e9bit", "%", "101%", "x")
 	f.Fuzz(func(t *testing.T, delay, jitter, loss, rate, corrupt, duplicate, reorder string) {
-		s := Spec{Delay: delay, Jitter: jitter, Loss: loss, Rate: rate, Corrupt: corrupt, Duplicate: duplicate, Reorder: reorder}
+		s := netem.Spec{Delay: delay, Jitter: jitter, Loss: loss, Rate: rate, Corrupt: corrupt, Duplicate: duplicate, Reorder: reorder}
 		verr := s.Validate()
 		p, perr := s.Params()
 		if (verr == nil) != (perr == nil) {
-			t.Fatalf("Validate = %v but Params = %v", verr, perr)
+			t.Fatalf("Validate = %v but netem.Params = %v", verr, perr)
 		}
 		if verr != nil {
-			if !errors.Is(verr, ErrInvalid) {
-				t.Fatalf("error %v does not match ErrInvalid", verr)
+			if !errors.Is(verr, netem.ErrInvalid) {
+				t.Fatalf("error %v does not match netem.ErrInvalid", verr)
 			}
-			if p != (Params{}) {
+			if p != (netem.Params{}) {
 				t.Fatalf("Params returned %+v with an error", p)
 			}
 			return
 		}
 		for _, v := range []string{delay, jitter, loss, rate, corrupt, duplicate, reorder} {
-			if len(v) > MaxFieldLen {
+			if len(v) > netem.MaxFieldLen {
 				t.Fatalf("accepted a %d-byte value", len(v))
 			}
 		}
-		if p.Delay < 0 || p.Delay > MaxDelay || p.Jitter < 0 || p.Jitter > MaxDelay {
+		if p.Delay < 0 || p.Delay > netem.MaxDelay || p.Jitter < 0 || p.Jitter > netem.MaxDelay {
 			t.Fatalf("duration out of range: %+v", p)
 		}
 		if p.Jitter > 0 && p.Delay == 0 || p.Reorder > 0 && p.Delay == 0 {
@@ -46,7 +48,7 @@ func FuzzSpec(f *testing.F) {
 				t.Fatalf("probability out of range: %+v", p)
 			}
 		}
-		if p.Rate != 0 && (p.Rate < MinRate || p.Rate > MaxRate) {
+		if p.Rate != 0 && (p.Rate < netem.MinRate || p.Rate > netem.MaxRate) {
 			t.Fatalf("rate out of range: %+v", p)
 		}
 		if rate != "" && p.Rate == 0 {

@@ -8,16 +8,17 @@ import (
 	"strings"
 	"time"
 
+	"github.com/ratchet-cni/ratchet/internal/netem"
 	"github.com/vishvananda/netlink"
 	"golang.org/x/sys/unix"
 )
 
 // Apply puts s on the egress of interface ifname in the netns at
 // netnsPath, with what kernel k offers (from Probe), and says how. It
-// replaces whatever an earlier Apply put there; a zero Spec (or one whose
+// replaces whatever an earlier Apply put there; a zero netem.Spec (or one whose
 // values are all zero) clears. Fields k cannot apply are listed in the
 // result, not an error. Calls for one interface must not run concurrently.
-func Apply(ctx context.Context, netnsPath, ifname string, s Spec, k Kernel) (Applied, error) {
+func Apply(ctx context.Context, netnsPath, ifname string, s netem.Spec, k Kernel) (Applied, error) {
 	p, err := s.Params()
 	if err != nil {
 		return Applied{}, err
@@ -63,7 +64,7 @@ func (c *conn) apply(l netlink.Link, a Applied) error {
 // setRoot makes impair's root qdisc of the given kind ("" for none) carry
 // p. An own root of another kind is removed first: the kernel does not
 // change a qdisc's kind in place.
-func (c *conn) setRoot(l netlink.Link, kind string, p Params) error {
+func (c *conn) setRoot(l netlink.Link, kind string, p netem.Params) error {
 	cur, err := c.ourRoot(l)
 	if err != nil {
 		return err
@@ -118,7 +119,7 @@ func (c *conn) clsact(l netlink.Link) (netlink.Qdisc, error) {
 // setFilter loads a program for p's thresholds and puts it in impair's
 // egress filter, adding clsact when missing. Replacing the filter swaps
 // programs atomically.
-func (c *conn) setFilter(l netlink.Link, p Params) error {
+func (c *conn) setFilter(l netlink.Link, p netem.Params) error {
 	q, err := c.clsact(l)
 	if err != nil {
 		return err
@@ -205,7 +206,7 @@ func Clear(ctx context.Context, netnsPath, ifname string) error {
 	if err != nil {
 		return fmt.Errorf("clear impairment: %w", err)
 	}
-	if err := c.setRoot(l, "", Params{}); err != nil && !isGone(err) {
+	if err := c.setRoot(l, "", netem.Params{}); err != nil && !isGone(err) {
 		return fmt.Errorf("clear impairment on %s in netns %s: %w", ifname, netnsPath, err)
 	}
 	if err := c.clearFilter(l); err != nil && !isGone(err) {
@@ -268,12 +269,12 @@ func (c *conn) inspect(l netlink.Link) (Applied, error) {
 
 // netemParams reads a netem qdisc's values back; times are in psched
 // ticks (tickInUsec per microsecond), probabilities in 2³²−1 steps.
-func netemParams(q *netlink.Netem, tickInUsec float64) Params {
+func netemParams(q *netlink.Netem, tickInUsec float64) netem.Params {
 	toDuration := func(ticks uint32) time.Duration {
 		return time.Duration(math.Round(float64(ticks)/tickInUsec)) * time.Microsecond
 	}
 	prob := func(v uint32) float64 { return float64(v) / math.MaxUint32 }
-	return Params{
+	return netem.Params{
 		Delay:     toDuration(q.Latency),
 		Jitter:    toDuration(q.Jitter),
 		Loss:      prob(q.Loss),
@@ -286,7 +287,7 @@ func netemParams(q *netlink.Netem, tickInUsec float64) Params {
 
 // Verify checks that the interface carries what Apply would put there for
 // s on kernel k (for CHECK); the error lists every difference.
-func Verify(ctx context.Context, netnsPath, ifname string, s Spec, k Kernel) error {
+func Verify(ctx context.Context, netnsPath, ifname string, s netem.Spec, k Kernel) error {
 	want, err := Plan(s, k)
 	if err != nil {
 		return err

@@ -8,6 +8,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/ratchet-cni/ratchet/internal/netem"
 	"golang.org/x/sys/unix"
 )
 
@@ -59,7 +60,7 @@ func probeHere(ctx context.Context) (Kernel, error) {
 	var why []string
 	missing := func(what string, err error) { why = append(why, what+": "+err.Error()) }
 
-	err = c.setRoot(lo, MechNetem, Params{Delay: time.Millisecond, Loss: 0.01})
+	err = c.setRoot(lo, MechNetem, netem.Params{Delay: time.Millisecond, Loss: 0.01})
 	switch {
 	case err == nil:
 		k.Netem = true
@@ -68,7 +69,7 @@ func probeHere(ctx context.Context) (Kernel, error) {
 	default:
 		return Kernel{}, fmt.Errorf("probe sch_netem: %w", err)
 	}
-	err = c.setRoot(lo, MechTBF, Params{Rate: 1_000_000})
+	err = c.setRoot(lo, MechTBF, netem.Params{Rate: 1_000_000})
 	switch {
 	case err == nil:
 		k.TBF = true
@@ -80,7 +81,7 @@ func probeHere(ctx context.Context) (Kernel, error) {
 	// Any failure here means no usable tc BPF: no bpf(2), a verifier or
 	// helper the program does not suit, no clsact or cls_bpf. Apply then
 	// reports loss, corrupt and duplicate as not applied, with Why.
-	if err := c.setFilter(lo, Params{Loss: 0.01, Corrupt: 0.01, Duplicate: 0.01}); err != nil {
+	if err := c.setFilter(lo, netem.Params{Loss: 0.01, Corrupt: 0.01, Duplicate: 0.01}); err != nil {
 		missing("tc BPF", err)
 	} else {
 		k.BPF = true

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/cilium/ebpf"
+	"github.com/ratchet-cni/ratchet/internal/netem"
 	"github.com/ratchet-cni/ratchet/internal/testenv"
 )
 
@@ -107,7 +108,7 @@ func TestProgramLoadsAndReadsBack(t *testing.T) {
 	if k := kernel(t); !k.BPF {
 		t.Fatalf("Probe says no tc BPF (%s); this kernel has BPF_SYSCALL and cls_bpf", k.Why)
 	}
-	p := Params{Loss: 0.3, Corrupt: 1, Duplicate: 0.0001}
+	p := netem.Params{Loss: 0.3, Corrupt: 1, Duplicate: 0.0001}
 	prog, err := loadProgram(p)
 	if err != nil {
 		t.Fatal(err)
@@ -140,7 +141,7 @@ func TestLoss100DropsEverything(t *testing.T) {
 	if r := ping(t, w.a, "-c", "3", "-i", "0.2", "-W", "1", w.addrB); r.received != 3 {
 		t.Fatalf("before: %v\n%s", r, r.out)
 	}
-	w.apply(t, w.a, w.ifA, Spec{Loss: "100%"})
+	w.apply(t, w.a, w.ifA, netem.Spec{Loss: "100%"})
 	if r := ping(t, w.a, "-c", "5", "-i", "0.2", "-W", "1", w.addrB); r.received != 0 {
 		t.Errorf("loss 100%%: %v", r)
 	}
@@ -159,7 +160,7 @@ func TestLoss30Percent(t *testing.T) {
 	args := []string{"-q", "-c", "200", "-i", "0.01", "-W", "1", w.addrB}
 
 	// One end: requests lost with p = 0.3; 3σ ≈ 0.1 over 200.
-	w.apply(t, w.a, w.ifA, Spec{Loss: "30%"})
+	w.apply(t, w.a, w.ifA, netem.Spec{Loss: "30%"})
 	r := ping(t, w.a, args...)
 	t.Logf("loss 30%% on A: %v", r)
 	if f := r.lossFraction(); f < 0.20 || f > 0.40 {
@@ -167,7 +168,7 @@ func TestLoss30Percent(t *testing.T) {
 	}
 
 	// Both ends: no reply with p = 1 − 0.7² = 0.51.
-	w.apply(t, w.b, w.ifB, Spec{Loss: "30%"})
+	w.apply(t, w.b, w.ifB, netem.Spec{Loss: "30%"})
 	r = ping(t, w.a, args...)
 	t.Logf("loss 30%% on A and B: %v", r)
 	if f := r.lossFraction(); f < 0.40 || f > 0.62 {
@@ -189,7 +190,7 @@ func TestRateShapesTCP(t *testing.T) {
 		t.Errorf("without rate: %.1f Mbit/s, want ≫ 1 Mbit/s", free/1e6)
 	}
 
-	a := w.apply(t, w.a, w.ifA, Spec{Rate: "1mbit"})
+	a := w.apply(t, w.a, w.ifA, netem.Spec{Rate: "1mbit"})
 	want := []string{MechTBF}
 	if k.Netem {
 		want = []string{MechNetem}
@@ -218,7 +219,7 @@ func TestDuplicate100DoublesEveryPacketOnce(t *testing.T) {
 	requireKernelTests(t)
 	requireLossMechanism(t)
 	w := newWire(t)
-	w.apply(t, w.a, w.ifA, Spec{Duplicate: "100%"})
+	w.apply(t, w.a, w.ifA, netem.Spec{Duplicate: "100%"})
 	r := ping(t, w.a, "-c", "5", "-i", "0.2", "-W", "1", w.addrB)
 	t.Logf("duplicate 100%%: %v", r)
 	// Each request goes out twice and B answers both: two replies per
@@ -247,7 +248,7 @@ func TestCorrupt100BreaksChecksums(t *testing.T) {
 	requireLossMechanism(t)
 	w := newWire(t)
 	before := icmpInCsumErrors(t, w.b)
-	w.apply(t, w.a, w.ifA, Spec{Corrupt: "100%"})
+	w.apply(t, w.a, w.ifA, netem.Spec{Corrupt: "100%"})
 	r := ping(t, w.a, "-c", "5", "-i", "0.2", "-W", "1", w.addrB)
 	t.Logf("corrupt 100%%: %v", r)
 	if r.received != 0 {
@@ -293,7 +294,7 @@ func TestDelay(t *testing.T) {
 	requireKernelTests(t)
 	k := kernel(t)
 	w := newWire(t)
-	a := w.apply(t, w.a, w.ifA, Spec{Delay: "50ms"})
+	a := w.apply(t, w.a, w.ifA, netem.Spec{Delay: "50ms"})
 	got, err := Inspect(testCtx(t), w.a.Path(), w.ifA)
 	if err != nil {
 		t.Fatal(err)
@@ -306,7 +307,7 @@ func TestDelay(t *testing.T) {
 		if r.received != 3 || r.minRTT < 50 {
 			t.Errorf("delay 50ms with netem: %v, want RTT ≥ 50 ms", r)
 		}
-		w.apply(t, w.b, w.ifB, Spec{Delay: "50ms"})
+		w.apply(t, w.b, w.ifB, netem.Spec{Delay: "50ms"})
 		if r := ping(t, w.a, "-c", "3", "-i", "0.2", "-W", "2", w.addrB); r.received != 3 || r.minRTT < 100 {
 			t.Errorf("delay 50ms on both ends with netem: %v, want RTT ≥ 100 ms", r)
 		}
@@ -318,7 +319,7 @@ func TestDelay(t *testing.T) {
 	if len(got.Mechanisms) != 0 || got.InForce.Delay != 0 {
 		t.Errorf("Inspect = %q (%s), want nothing on the interface", got, got.InForce)
 	}
-	if err := Verify(testCtx(t), w.a.Path(), w.ifA, Spec{Delay: "50ms"}, k); err != nil {
+	if err := Verify(testCtx(t), w.a.Path(), w.ifA, netem.Spec{Delay: "50ms"}, k); err != nil {
 		t.Errorf("Verify: %v", err)
 	}
 	if r.received != 3 || r.minRTT >= 50 {
@@ -334,7 +335,7 @@ func TestApplyReplacesAndClearRemovesOnlyOurs(t *testing.T) {
 	k := kernel(t)
 	w := newWire(t)
 	ctx := testCtx(t)
-	check := func(s Spec) {
+	check := func(s netem.Spec) {
 		t.Helper()
 		want, err := Plan(s, k)
 		if err != nil {
@@ -352,12 +353,12 @@ func TestApplyReplacesAndClearRemovesOnlyOurs(t *testing.T) {
 		}
 	}
 
-	loss := Spec{Loss: "30%"}
+	loss := netem.Spec{Loss: "30%"}
 	w.apply(t, w.a, w.ifA, loss)
 	w.apply(t, w.a, w.ifA, loss) // idempotent
 	check(loss)
 
-	rate := Spec{Rate: "1mbit"}
+	rate := netem.Spec{Rate: "1mbit"}
 	w.apply(t, w.a, w.ifA, rate)
 	check(rate)
 	qdiscs := tcShow(t, w.a, "qdisc", "show", "dev", w.ifA)
@@ -372,7 +373,7 @@ func TestApplyReplacesAndClearRemovesOnlyOurs(t *testing.T) {
 		t.Error("Verify of loss 30% on a link shaped to 1mbit succeeded")
 	}
 
-	both := Spec{Loss: "0.5%", Corrupt: "0.1%", Duplicate: "1%", Rate: "100mbit"}
+	both := netem.Spec{Loss: "0.5%", Corrupt: "0.1%", Duplicate: "1%", Rate: "100mbit"}
 	a := w.apply(t, w.a, w.ifA, both)
 	if want := "tbf+bpf"; !k.Netem && a.String() != want {
 		t.Errorf("Apply = %q, want %q", a, want)
@@ -385,9 +386,9 @@ func TestApplyReplacesAndClearRemovesOnlyOurs(t *testing.T) {
 		}
 	}
 
-	// A zero Spec clears like Clear.
-	w.apply(t, w.a, w.ifA, Spec{})
-	check(Spec{})
+	// A zero netem.Spec clears like Clear.
+	w.apply(t, w.a, w.ifA, netem.Spec{})
+	check(netem.Spec{})
 
 	w.apply(t, w.a, w.ifA, both)
 	var progIDs []ebpf.ProgramID
@@ -399,7 +400,7 @@ func TestApplyReplacesAndClearRemovesOnlyOurs(t *testing.T) {
 	if err := Clear(ctx, w.a.Path(), w.ifA); err != nil {
 		t.Fatal(err)
 	}
-	check(Spec{})
+	check(netem.Spec{})
 	// No program (nor its map) outlives the filter that ran it: impair
 	// keeps no file descriptor.
 	for _, id := range progIDs {
@@ -420,7 +421,7 @@ func TestClearKeepsOthersFilters(t *testing.T) {
 	w := newWire(t)
 	w.a.MustExec(t, "tc", "qdisc", "add", "dev", w.ifA, "clsact")
 	w.a.MustExec(t, "tc", "filter", "add", "dev", w.ifA, "egress", "prio", "40000", "bpf", "bytecode", "1,6 0 0 0,")
-	w.apply(t, w.a, w.ifA, Spec{Loss: "100%"})
+	w.apply(t, w.a, w.ifA, netem.Spec{Loss: "100%"})
 	if r := ping(t, w.a, "-c", "2", "-i", "0.2", "-W", "1", w.addrB); r.received != 0 {
 		t.Errorf("loss 100%% beside another filter: %v", r)
 	}
@@ -447,20 +448,20 @@ func TestClearAndApplyOnMissing(t *testing.T) {
 	if err := Clear(ctx, gone, "eth0"); err != nil {
 		t.Errorf("Clear in a missing netns: %v", err)
 	}
-	if _, err := Apply(ctx, w.a.Path(), "nosuch0", Spec{Loss: "1%"}, kernel(t)); !errors.Is(err, ErrLinkNotFound) {
+	if _, err := Apply(ctx, w.a.Path(), "nosuch0", netem.Spec{Loss: "1%"}, kernel(t)); !errors.Is(err, ErrLinkNotFound) {
 		t.Errorf("Apply on a missing interface: %v, want ErrLinkNotFound", err)
 	}
-	if _, err := Apply(ctx, gone, "eth0", Spec{Loss: "1%"}, kernel(t)); !errors.Is(err, ErrNetnsGone) {
+	if _, err := Apply(ctx, gone, "eth0", netem.Spec{Loss: "1%"}, kernel(t)); !errors.Is(err, ErrNetnsGone) {
 		t.Errorf("Apply in a missing netns: %v, want ErrNetnsGone", err)
 	}
 	if _, err := Inspect(ctx, w.a.Path(), "nosuch0"); !errors.Is(err, ErrLinkNotFound) {
 		t.Errorf("Inspect on a missing interface: %v, want ErrLinkNotFound", err)
 	}
-	if _, err := Apply(ctx, w.a.Path(), w.ifA, Spec{Loss: "x"}, kernel(t)); !errors.Is(err, ErrInvalid) {
-		t.Errorf("Apply of an invalid Spec: %v, want ErrInvalid", err)
+	if _, err := Apply(ctx, w.a.Path(), w.ifA, netem.Spec{Loss: "x"}, kernel(t)); !errors.Is(err, netem.ErrInvalid) {
+		t.Errorf("Apply of an invalid netem.Spec: %v, want netem.ErrInvalid", err)
 	}
 	// The link deleted under an applied impairment: Clear still succeeds.
-	w.apply(t, w.a, w.ifA, Spec{Loss: "1%", Rate: "10mbit"})
+	w.apply(t, w.a, w.ifA, netem.Spec{Loss: "1%", Rate: "10mbit"})
 	w.a.MustExec(t, "ip", "link", "del", w.ifA)
 	if err := Clear(ctx, w.a.Path(), w.ifA); err != nil {
 		t.Errorf("Clear after the link went: %v", err)

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/containernetworking/plugins/pkg/ns"
+	"github.com/ratchet-cni/ratchet/internal/netem"
 	"github.com/ratchet-cni/ratchet/internal/testenv"
 )
 
@@ -94,7 +95,7 @@ func mac(t testing.TB, n *testenv.NS, ifname string) string {
 }
 
 // apply applies s to one end and fails the test on error.
-func (w *wire) apply(t *testing.T, n *testenv.NS, ifname string, s Spec) Applied {
+func (w *wire) apply(t *testing.T, n *testenv.NS, ifname string, s netem.Spec) Applied {
 	t.Helper()
 	a, err := Apply(testCtx(t), n.Path(), ifname, s, kernel(t))
 	if err != nil {

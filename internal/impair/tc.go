@@ -4,6 +4,7 @@ import (
 	"math"
 	"time"
 
+	"github.com/ratchet-cni/ratchet/internal/netem"
 	"github.com/vishvananda/netlink"
 	"github.com/vishvananda/netlink/nl"
 	"golang.org/x/sys/unix"
@@ -38,7 +39,7 @@ const (
 
 // netemQdisc is the root netem qdisc carrying all of p on the link with
 // the given index.
-func netemQdisc(index int, p Params) *netlink.Netem {
+func netemQdisc(index int, p netem.Params) *netlink.Netem {
 	attrs := netlink.QdiscAttrs{LinkIndex: index, Handle: RootHandle, Parent: netlink.HANDLE_ROOT}
 	return netlink.NewNetem(attrs, netlink.NetemQdiscAttrs{
 		Latency:     uint32(p.Delay / time.Microsecond),

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/cilium/ebpf/asm"
+	"github.com/ratchet-cni/ratchet/internal/netem"
 	"github.com/vishvananda/netlink"
 	"github.com/vishvananda/netlink/nl"
 	"golang.org/x/sys/unix"
@@ -17,7 +18,7 @@ import (
 // CI machines): these tests pin what it sends.
 
 func TestNetemQdiscCarriesEverything(t *testing.T) {
-	p := Params{Delay: 20 * time.Millisecond, Jitter: 5 * time.Millisecond, Loss: 0.005, Corrupt: 0.001,
+	p := netem.Params{Delay: 20 * time.Millisecond, Jitter: 5 * time.Millisecond, Loss: 0.005, Corrupt: 0.001,
 		Duplicate: 0.01, Reorder: 0.25, Rate: 100_000_000}
 	q := netemQdisc(7, p)
 	a := q.Attrs()
@@ -53,14 +54,14 @@ func TestNetemQdiscCarriesEverything(t *testing.T) {
 	if q.Limit != 1000 {
 		t.Errorf("Limit = %d, want netem's default 1000 packets", q.Limit)
 	}
-	// Reading the qdisc back gives the same Params.
+	// Reading the qdisc back gives the same netem.Params.
 	if d := Diff(Applied{InForce: p}, Applied{InForce: netemParams(q, tick)}); d != nil {
 		t.Errorf("netemParams differs: %q", d)
 	}
 }
 
 func TestNetemQdiscLeavesUnsetAlone(t *testing.T) {
-	q := netemQdisc(3, Params{Loss: 0.3})
+	q := netemQdisc(3, netem.Params{Loss: 0.3})
 	if q.Latency != 0 || q.Jitter != 0 || q.Duplicate != 0 || q.CorruptProb != 0 || q.ReorderProb != 0 || q.Rate64 != 0 || q.Gap != 0 {
 		t.Errorf("netem for loss only = %+v", q)
 	}
@@ -159,7 +160,7 @@ func TestOwnershipRecognition(t *testing.T) {
 	if isOurFilter(other) {
 		t.Error("a filter at another priority taken for ours")
 	}
-	if !isOurRoot(netemQdisc(3, Params{Loss: 0.1})) {
+	if !isOurRoot(netemQdisc(3, netem.Params{Loss: 0.1})) {
 		t.Error("our netem not recognised")
 	}
 	htb := netlink.NewHtb(netlink.QdiscAttrs{LinkIndex: 3, Handle: RootHandle, Parent: netlink.HANDLE_ROOT})
@@ -191,7 +192,7 @@ func TestThresholds(t *testing.T) {
 			}
 		}
 	}
-	got := newThresholds(Params{Loss: 1, Corrupt: 0.5, Duplicate: 0})
+	got := newThresholds(netem.Params{Loss: 1, Corrupt: 0.5, Duplicate: 0})
 	if got != (thresholds{1 << 32, 1 << 31, 0}) {
 		t.Errorf("newThresholds = %v", got)
 	}

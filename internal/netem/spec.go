@@ -240,7 +240,7 @@ func (p Params) String() string {
 		v    float64
 	}{{"loss", p.Loss}, {"corrupt", p.Corrupt}, {"duplicate", p.Duplicate}, {"reorder", p.Reorder}} {
 		if f.v > 0 {
-			parts = append(parts, f.name+" "+formatPercent(f.v))
+			parts = append(parts, f.name+" "+FormatPercent(f.v))
 		}
 	}
 	if p.Rate > 0 {
@@ -251,7 +251,9 @@ func (p Params) String() string {
 
 // formatPercent writes a fraction as a percentage with at most
 // PercentDecimals decimals.
-func formatPercent(f float64) string {
+// FormatPercent writes a fraction as a percentage the way a Spec spells it
+// (0.3 → "30%").
+func FormatPercent(f float64) string {
 	s := strconv.FormatFloat(f*100, 'f', PercentDecimals, 64)
 	s = strings.TrimRight(strings.TrimRight(s, "0"), ".")
 	return s + "%"

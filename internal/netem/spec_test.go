@@ -1,7 +1,8 @@
-package impair
+package netem
 
 import (
 	"errors"
+	"math"
 	"strings"
 	"testing"
 	"time"
@@ -62,7 +63,9 @@ func TestParamsParsesEveryUnit(t *testing.T) {
 
 // approxParams compares Params with float tolerance for the probabilities.
 func approxParams(a, b Params) bool {
-	return len(Diff(Applied{InForce: a}, Applied{InForce: b})) == 0 && a.Rate == b.Rate && a.Delay == b.Delay && a.Jitter == b.Jitter
+	near := func(x, y float64) bool { return math.Abs(x-y) < 1e-9 }
+	return near(a.Loss, b.Loss) && near(a.Corrupt, b.Corrupt) && near(a.Duplicate, b.Duplicate) && near(a.Reorder, b.Reorder) &&
+		a.Rate == b.Rate && a.Delay == b.Delay && a.Jitter == b.Jitter
 }
 
 func TestValidateRejectsNamingFieldAndValue(t *testing.T) {
