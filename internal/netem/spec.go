@@ -64,6 +64,16 @@ type Params struct {
 	Rate uint64
 }
 
+// Equal reports whether two Specs (nil: none) impair alike, field by
+// field as written.
+func (s *Spec) Equal(o *Spec) bool {
+	zero := func(x *Spec) bool { return x == nil || x.IsZero() }
+	if zero(s) || zero(o) {
+		return zero(s) && zero(o)
+	}
+	return *s == *o
+}
+
 // IsZero reports whether the Spec declares nothing.
 func (s Spec) IsZero() bool { return s == Spec{} }
 

@@ -171,11 +171,16 @@ func (m *Manager) pair(ctx context.Context, kv store.Store, me *store.PodRecord,
 	t("ensure")
 	pending, waiting, err := m.settleAll(ctx, kv, v, me, v.linksOf(me.Name), roleAdd)
 	t("settle")
-	if err != nil || len(waiting) == 0 {
-		return pending, err
+	if err == nil && len(waiting) > 0 {
+		var more []string
+		more, err = m.waitClaims(ctx, kv, v, me, waiting)
+		pending = append(pending, more...)
 	}
-	more, err := m.waitClaims(ctx, kv, v, me, waiting)
-	return append(pending, more...), err
+	if err == nil {
+		m.ensureEndStates(ctx, kv, v, me, v.linksOf(me.Name))
+		t("state")
+	}
+	return pending, err
 }
 
 // waitClaims follows the links that other pods claimed until each is done

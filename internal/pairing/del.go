@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/containernetworking/cni/pkg/types"
@@ -161,6 +162,7 @@ func (m *Manager) removeLinks(ctx context.Context, st localState, names []string
 	if netns == "" {
 		return
 	}
+	m.ends.forgetNetns(netns)
 	if !sameNetns(netns, st.NetnsInode) {
 		m.log.Info("netns gone or reused; no link ends to remove there", "netns", netns)
 		return
@@ -186,14 +188,20 @@ func (m *Manager) Check(ctx context.Context, req *Request) error {
 	if err != nil {
 		return err
 	}
-	links, _, err := store.ListLinks(ctx, kv, m.keys, st.Namespace)
+	// The pod's links are found in the watched copy (else a snapshot); each
+	// record is then read from etcd, as current as CHECK must be.
+	v, err := m.viewOf(ctx, kv, st.Namespace, []string{st.Name}, nil, m.cache.isLive())
 	if err != nil {
 		return err
 	}
 	var errs []error
-	for _, e := range links {
-		rec := e.Value
-		if !rec.Involves(st.Name) {
+	for _, id := range v.linksOf(st.Name) {
+		rec, _, err := store.GetLink(ctx, kv, m.keys, st.Namespace, id)
+		if errors.Is(err, store.ErrNotFound) {
+			continue
+		}
+		if err != nil {
+			errs = append(errs, fmt.Errorf("link %s: %w", id, err))
 			continue
 		}
 		if mine, _ := rec.EndsOf(st.Name); mine.Up && mine.ContainerID == st.ContainerID {
@@ -224,10 +232,23 @@ func (m *Manager) checkEnd(ctx context.Context, netns string, rec *store.LinkRec
 	if rec.MTU != 0 && info.MTU != rec.MTU {
 		return fmt.Errorf("link %s: %s has MTU %d, recorded %d", rec.ID, mine.IfName, info.MTU, rec.MTU)
 	}
-	if !info.AdminUp {
-		return fmt.Errorf("link %s: %s is down", rec.ID, mine.IfName)
+	if info.AdminUp == rec.IsDown() {
+		return fmt.Errorf("link %s: %s is %s, the link is set %s", rec.ID, mine.IfName, upDown(info.AdminUp), upDown(!rec.IsDown()))
+	}
+	if err := m.wire.CheckImpair(ctx, netns, mine.IfName, mine.Netem); err != nil {
+		return fmt.Errorf("link %s: %s: %w", rec.ID, mine.IfName, err)
+	}
+	if _, missing, ok := strings.Cut(mine.Applied, "not applied: "); ok {
+		return fmt.Errorf("link %s: %s: impairment not applied: %s", rec.ID, mine.IfName, missing)
 	}
 	return nil
+}
+
+func upDown(up bool) string {
+	if up {
+		return store.AdminUp
+	}
+	return store.AdminDown
 }
 
 // Status reports whether etcd is reachable.

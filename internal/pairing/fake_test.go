@@ -2,12 +2,15 @@ package pairing
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
+	"net"
 	"os"
 	"path/filepath"
 	"sync"
 
 	"github.com/ratchet-cni/ratchet/internal/metadata"
+	"github.com/ratchet-cni/ratchet/internal/netem"
 	"github.com/ratchet-cni/ratchet/internal/wiring"
 )
 
@@ -21,6 +24,10 @@ type fakeIface struct {
 	vni   int
 	// peer is the other end of a veth: netns and name.
 	peerNS, peerName string
+	// down: set down; netem: the impairment on it (JSON, "" none).
+	down   bool
+	netem  string
+	remote net.IP
 }
 
 // fakeWire is the kernel of the root-free tests: a netns is a temp file
@@ -147,7 +154,7 @@ func (w *fakeWire) Vxlan(_ context.Context, ep wiring.Endpoint, opts wiring.Vxla
 		return fmt.Errorf("%s: %w", ep, wiring.ErrExists)
 	}
 	i := newIface("vxlan", ep)
-	i.vni = opts.VNI
+	i.vni, i.remote = opts.VNI, opts.Remote
 	n[ep.Name] = i
 	return nil
 }
@@ -206,8 +213,75 @@ func (w *fakeWire) Lookup(_ context.Context, netns, name string) (*wiring.LinkIn
 	if mtu == 0 {
 		mtu = wiring.DefaultVethMTU
 	}
-	return &wiring.LinkInfo{Name: name, Kind: i.kind, MTU: mtu, Addresses: i.addrs, AdminUp: true,
-		VNI: i.vni, Ours: i.ours, Owner: i.owner}, nil
+	return &wiring.LinkInfo{Name: name, Kind: i.kind, MTU: mtu, Addresses: i.addrs, AdminUp: !i.down,
+		VNI: i.vni, Remote: i.remote, Ours: i.ours, Owner: i.owner}, nil
+}
+
+// fakeApplied is how the fake kernel applies any impairment: like this
+// project's kernel, everything but delay.
+const fakeApplied = "tbf+bpf"
+
+func (w *fakeWire) iface(netns, name string) (*fakeIface, error) {
+	n, err := w.ns(netns)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %w", err, wiring.ErrNotFound)
+	}
+	i, ok := n[name]
+	if !ok {
+		return nil, fmt.Errorf("%s in netns %s: %w", name, netns, wiring.ErrNotFound)
+	}
+	return i, nil
+}
+
+func (w *fakeWire) SetAdmin(_ context.Context, netns, name, owner string, up bool) error {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	i, err := w.iface(netns, name)
+	if err != nil {
+		return err
+	}
+	if !i.ours || i.owner != owner {
+		return fmt.Errorf("%s: %w", name, wiring.ErrNotOwned)
+	}
+	i.down = !up
+	return nil
+}
+
+func (w *fakeWire) Impair(_ context.Context, netns, name string, s *netem.Spec) (string, error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	i, err := w.iface(netns, name)
+	if err != nil {
+		return "", err
+	}
+	i.netem = ""
+	if s == nil || s.IsZero() {
+		return "", nil
+	}
+	b, _ := json.Marshal(s)
+	i.netem = string(b)
+	if s.Delay != "" {
+		return fakeApplied + "; not applied: delay: kernel has no sch_netem", nil
+	}
+	return fakeApplied, nil
+}
+
+func (w *fakeWire) CheckImpair(_ context.Context, netns, name string, s *netem.Spec) error {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	i, err := w.iface(netns, name)
+	if err != nil {
+		return err
+	}
+	want := ""
+	if s != nil && !s.IsZero() {
+		b, _ := json.Marshal(s)
+		want = string(b)
+	}
+	if i.netem != want {
+		return fmt.Errorf("impairment %q, want %q", i.netem, want)
+	}
+	return nil
 }
 
 // labelSource is a metadata source of fixed labels per container ID.

@@ -4,9 +4,13 @@ import (
 	"context"
 	"fmt"
 	"net"
+	"sync"
+	"time"
 
 	"github.com/vishvananda/netlink"
 
+	"github.com/ratchet-cni/ratchet/internal/impair"
+	"github.com/ratchet-cni/ratchet/internal/netem"
 	"github.com/ratchet-cni/ratchet/internal/wiring"
 )
 
@@ -23,29 +27,84 @@ type Wirer interface {
 	RemoveLinks(ctx context.Context, netns string, names []string) (int, error)
 	// Lookup reports an interface as it is.
 	Lookup(ctx context.Context, netns, name string) (*wiring.LinkInfo, error)
+	// SetAdmin sets ratchet's interface of link owner up or down.
+	SetAdmin(ctx context.Context, netns, name, owner string, up bool) error
+	// Impair puts s (nil: nothing) on the interface's egress, replacing
+	// what was there, and says how it is applied (see impair.Applied).
+	Impair(ctx context.Context, netns, name string, s *netem.Spec) (string, error)
+	// CheckImpair reports how the interface's impairment differs from s.
+	CheckImpair(ctx context.Context, netns, name string, s *netem.Spec) error
 }
 
-// kernel is the Wirer of package wiring.
-type kernel struct{}
+// kernel is the Wirer of packages wiring and impair. What the kernel can
+// impair with is probed once, at the first impairment.
+type kernel struct {
+	once sync.Once
+	caps impair.Kernel
+	err  error
+}
 
-func (kernel) VethPair(ctx context.Context, a, b wiring.Endpoint) error {
+// probeTimeout bounds the kernel probe.
+const probeTimeout = 10 * time.Second
+
+func (k *kernel) abilities(ctx context.Context) (impair.Kernel, error) {
+	k.once.Do(func() {
+		pctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), probeTimeout)
+		defer cancel()
+		k.caps, k.err = impair.Probe(pctx)
+	})
+	return k.caps, k.err
+}
+
+func (*kernel) VethPair(ctx context.Context, a, b wiring.Endpoint) error {
 	return wiring.VethPair(ctx, a, b)
 }
 
-func (kernel) Vxlan(ctx context.Context, ep wiring.Endpoint, opts wiring.VxlanOptions) error {
+func (*kernel) Vxlan(ctx context.Context, ep wiring.Endpoint, opts wiring.VxlanOptions) error {
 	return wiring.Vxlan(ctx, ep, opts)
 }
 
-func (kernel) Remove(ctx context.Context, netns, name, owner string) error {
+func (*kernel) Remove(ctx context.Context, netns, name, owner string) error {
 	return wiring.RemoveOwned(ctx, netns, name, owner)
 }
 
-func (kernel) RemoveLinks(ctx context.Context, netns string, names []string) (int, error) {
+func (*kernel) RemoveLinks(ctx context.Context, netns string, names []string) (int, error) {
 	return wiring.RemoveLinks(ctx, netns, names)
 }
 
-func (kernel) Lookup(ctx context.Context, netns, name string) (*wiring.LinkInfo, error) {
+func (*kernel) Lookup(ctx context.Context, netns, name string) (*wiring.LinkInfo, error) {
 	return wiring.Lookup(ctx, netns, name)
+}
+
+func (*kernel) SetAdmin(ctx context.Context, netns, name, owner string, up bool) error {
+	return wiring.SetAdmin(ctx, netns, name, owner, up)
+}
+
+func (k *kernel) Impair(ctx context.Context, netns, name string, s *netem.Spec) (string, error) {
+	if s == nil || s.IsZero() {
+		return "", impair.Clear(ctx, netns, name)
+	}
+	caps, err := k.abilities(ctx)
+	if err != nil {
+		return "", fmt.Errorf("probe the kernel's impairments: %w", err)
+	}
+	a, err := impair.Apply(ctx, netns, name, *s, caps)
+	return a.String(), err
+}
+
+func (k *kernel) CheckImpair(ctx context.Context, netns, name string, s *netem.Spec) error {
+	if s == nil || s.IsZero() {
+		a, err := impair.Inspect(ctx, netns, name)
+		if err == nil && a.String() != "" {
+			err = fmt.Errorf("impaired (%s), want no impairment", a)
+		}
+		return err
+	}
+	caps, err := k.abilities(ctx)
+	if err != nil {
+		return fmt.Errorf("probe the kernel's impairments: %w", err)
+	}
+	return impair.Verify(ctx, netns, name, *s, caps)
 }
 
 // hostAddress is the vxlan underlay address of this host: host.address,

@@ -19,8 +19,8 @@ const workers = 8
 // true) as a pending record. End A is the end whose (pod, ifname) sorts
 // first, so both pods build the same record.
 func newLinkRecord(namespace, owner string, l metadata.Link, declared bool) store.LinkRecord {
-	mine := store.LinkEnd{Pod: owner, IfName: l.IfName, IP: l.IP}
-	theirs := store.LinkEnd{Pod: l.Peer, IfName: l.PeerIfName, IP: l.PeerIP}
+	mine := store.LinkEnd{Pod: owner, IfName: l.IfName, IP: l.IP, Netem: l.EndNetem(true)}
+	theirs := store.LinkEnd{Pod: l.Peer, IfName: l.PeerIfName, IP: l.PeerIP, Netem: l.EndNetem(false)}
 	a, b := mine, theirs
 	if endLess(theirs, mine) {
 		a, b = theirs, mine
@@ -156,8 +156,11 @@ func (m *Manager) ensureLink(ctx context.Context, kv store.Store, v *view, w wan
 			return nil // deleted meanwhile with its pods
 		}
 	}
-	if !w.declared || sameDescription(&cur.val, &w.rec) {
+	if !w.declared || sameDescription(&cur.val, &w.rec) && (cur.val.NetemSet || sameNetem(&cur.val, &w.rec)) {
 		return nil
+	}
+	if sameDescription(&cur.val, &w.rec) {
+		return m.redeclareNetem(ctx, kv, v, w)
 	}
 	if cur.val.Declarer != w.rec.Declarer && m.podDeclares(ctx, kv, v, cur.val.Declarer, cur.val.ID) {
 		if sameAddresses(&cur.val, &w.rec) {
@@ -171,6 +174,9 @@ func (m *Manager) ensureLink(ctx context.Context, kv store.Store, v *view, w wan
 			return store.ErrUnchanged
 		}
 		r.Declarer, r.A.IP, r.B.IP, r.MTU = w.rec.Declarer, w.rec.A.IP, w.rec.B.IP, w.rec.MTU
+		if !r.NetemSet {
+			r.A.Netem, r.B.Netem = w.rec.A.Netem, w.rec.B.Netem
+		}
 		// Ends built from the old description are rebuilt.
 		r.A.Up, r.B.Up, r.State, r.Reason, r.Updated = false, false, store.LinkPending, "", time.Now().UTC()
 		return nil
@@ -369,6 +375,29 @@ func (m *Manager) updateLink(ctx context.Context, kv store.Store, ns, id string,
 // sameDescription: the same declarer describes the link alike.
 func sameDescription(a, b *store.LinkRecord) bool {
 	return a.Declarer == b.Declarer && sameAddresses(a, b)
+}
+
+// sameNetem: both records impair the ends alike.
+func sameNetem(a, b *store.LinkRecord) bool {
+	return a.A.Netem.Equal(b.A.Netem) && a.B.Netem.Equal(b.B.Netem)
+}
+
+// redeclareNetem records the impairments a link's declaration now gives
+// its ends (unless they were set at run time); the agents of both ends
+// apply them, nothing is rebuilt.
+func (m *Manager) redeclareNetem(ctx context.Context, kv store.Store, v *view, w wanted) error {
+	rec, ver, err := m.updateLink(ctx, kv, v.ns, w.rec.ID, func(r *store.LinkRecord) bool {
+		if r.NetemSet || sameNetem(r, &w.rec) {
+			return false
+		}
+		r.A.Netem, r.B.Netem = w.rec.A.Netem, w.rec.B.Netem
+		return true
+	})
+	if err != nil {
+		return wrapLink(w.rec.ID, "update the impairment of", err)
+	}
+	v.setLink(rec, ver)
+	return nil
 }
 
 // sameAddresses: both records give the ends the same addresses and MTU.

@@ -71,6 +71,8 @@ type Manager struct {
 	locks    *podLocks
 	// cache is the watched copy of the records that the Follower keeps.
 	cache *cache
+	// ends remembers the state last put on each link end (see endstate.go).
+	ends *endStates
 }
 
 // New returns a Manager for conf. It connects to etcd only when a pod turns
@@ -80,7 +82,7 @@ func New(conf *config.NetConf, log *slog.Logger, deps Deps) *Manager {
 		log = slog.New(slog.DiscardHandler)
 	}
 	m := &Manager{conf: conf, log: log, keys: store.Keys{Prefix: conf.Etcd.Prefix},
-		kv: deps.Store, wire: cmp.Or[Wirer](deps.Wirer, kernel{}), sources: deps.Sources, locks: &podLocks{}, cache: newCache()}
+		kv: deps.Store, wire: cmp.Or[Wirer](deps.Wirer, &kernel{}), sources: deps.Sources, locks: &podLocks{}, cache: newCache(), ends: newEndStates()}
 	if m.sources == nil {
 		m.sources = m.defaultSources()
 	}

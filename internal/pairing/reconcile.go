@@ -121,6 +121,7 @@ func (m *Manager) reconcilePod(ctx context.Context, v *view, p store.PodRecord, 
 	ids := v.linksOf(p.Name)
 	pending, waiting, err := m.settleAll(ctx, m.kv, v, &p, ids, roleAgent)
 	m.timedOut(ctx, v, &p, pending)
+	m.ensureEndStates(ctx, m.kv, v, &p, ids)
 	return NamespaceStats{Pods: 1, Links: len(ids), Pending: len(pending) + len(waiting)}, err
 }
 

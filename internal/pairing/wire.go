@@ -295,6 +295,9 @@ func (m *Manager) buildVxlan(ctx context.Context, me, peer *store.PodRecord, min
 // earlier incarnation, a repeated ADD), it removes that end and tries once
 // more; any other holder of the name is a conflict, and stays untouched.
 func (m *Manager) build(ctx context.Context, a, b wiring.Endpoint, fn func() error) error {
+	for _, ep := range []wiring.Endpoint{a, b} {
+		m.ends.forget(ep.Netns, ep.Name) // built anew: no state on it yet
+	}
 	err := fn()
 	if !errors.Is(err, wiring.ErrExists) {
 		return err

@@ -1,0 +1,141 @@
+package pairing
+
+import (
+	"context"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/ratchet-cni/ratchet/internal/metadata"
+	"github.com/ratchet-cni/ratchet/internal/netem"
+	"github.com/ratchet-cni/ratchet/internal/store"
+)
+
+// setLink changes a link's record as ratchetctl does.
+func (h *harness) setLink(id string, change func(*store.LinkRecord)) {
+	h.t.Helper()
+	_, _, err := store.Update(context.Background(), h.kv, h.keys.Link("default", id), func(r *store.LinkRecord) error {
+		change(r)
+		return nil
+	})
+	if err != nil {
+		h.t.Fatal(err)
+	}
+}
+
+// waitIface waits until the fake interface satisfies ok (bounded).
+func (h *harness) waitIface(p *pod, name, what string, ok func(fakeIface) bool) {
+	h.t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		i, found := h.wire.get(p.netns, name)
+		if found && ok(i) {
+			return
+		}
+		if time.Now().After(deadline) {
+			h.t.Fatalf("%s of %s: %s never held (now %+v)", name, p.id, what, i)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+// waitLink waits until the link's record satisfies ok (bounded).
+func (h *harness) waitLink(id, what string, ok func(store.LinkRecord) bool) store.LinkRecord {
+	h.t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		rec, _, err := store.GetLink(context.Background(), h.kv, h.keys, "default", id)
+		if err == nil && ok(rec) {
+			return rec
+		}
+		if time.Now().After(deadline) {
+			h.t.Fatalf("link %s: %s never held (now %+v, err %v)", id, what, rec, err)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+// A link set down (in its record) is taken down at both ends by each
+// end's host, and up again; same host and across hosts. CHECK follows the
+// admin state.
+func TestLinkDownAndUpReachBothEnds(t *testing.T) {
+	for _, hosts := range [][2]string{{"h1", "h1"}, {"h1", "h2"}} {
+		t.Run(hosts[0]+"-"+hosts[1], func(t *testing.T) {
+			h := newHarness(t)
+			p, q := addedSeedPair(t, h, hosts[0], hosts[1])
+			id := store.LinkID("primary-pod", "in1", "pair-pod", "in2")
+			h.waitState("primary-pod", "in1", "pair-pod", "in2", store.LinkWired)
+			h.setLink(id, func(r *store.LinkRecord) { r.Admin = store.AdminDown })
+			h.waitIface(p, "in1", "down", func(i fakeIface) bool { return i.down })
+			h.waitIface(q, "in2", "down", func(i fakeIface) bool { return i.down })
+			if err := h.check(p); err != nil {
+				t.Fatalf("CHECK of a link set down: %v", err)
+			}
+			h.setLink(id, func(r *store.LinkRecord) { r.Admin = store.AdminUp })
+			h.waitIface(p, "in1", "up", func(i fakeIface) bool { return !i.down })
+			h.waitIface(q, "in2", "up", func(i fakeIface) bool { return !i.down })
+			h.wire.mu.Lock()
+			h.wire.nets[p.netns]["in1"].down = true // drift behind the agent's back
+			h.wire.mu.Unlock()
+			if err := h.check(p); err == nil || !strings.Contains(err.Error(), "in1 is down") {
+				t.Fatalf("CHECK of an end down while the link is up = %v", err)
+			}
+		})
+	}
+}
+
+// An impairment set on one end is applied there only, recorded with how
+// it is applied; one the kernel cannot apply is recorded "not applied"
+// and CHECK says so; clearing it removes it.
+func TestImpairmentIsAppliedByEachEndsHost(t *testing.T) {
+	h := newHarness(t)
+	p, q := addedSeedPair(t, h, "h1", "h2")
+	id := store.LinkID("primary-pod", "in1", "pair-pod", "in2")
+	h.waitState("primary-pod", "in1", "pair-pod", "in2", store.LinkWired)
+	h.setLink(id, func(r *store.LinkRecord) {
+		a, b := r.EndsOf("primary-pod")
+		a.Netem = &netem.Spec{Loss: "30%"}
+		b.Netem = &netem.Spec{Delay: "50ms"}
+		r.NetemSet = true
+	})
+	h.waitIface(p, "in1", "loss", func(i fakeIface) bool { return strings.Contains(i.netem, `"loss":"30%"`) })
+	h.waitIface(q, "in2", "delay", func(i fakeIface) bool { return strings.Contains(i.netem, `"delay":"50ms"`) })
+	rec := h.waitLink(id, "applied recorded", func(r store.LinkRecord) bool {
+		a, b := r.EndsOf("primary-pod")
+		return a.Applied == fakeApplied && strings.Contains(b.Applied, "not applied: delay")
+	})
+	if err := h.check(p); err != nil {
+		t.Fatalf("CHECK of the applied end: %v", err)
+	}
+	if err := h.check(q); err == nil || !strings.Contains(err.Error(), "not applied: delay") {
+		t.Fatalf("CHECK of the end whose delay is not applied = %v", err)
+	}
+	h.setLink(id, func(r *store.LinkRecord) { r.A.Netem, r.B.Netem = nil, nil })
+	h.waitIface(p, "in1", "cleared", func(i fakeIface) bool { return i.netem == "" })
+	h.waitIface(q, "in2", "cleared", func(i fakeIface) bool { return i.netem == "" })
+	h.waitLink(id, "applied cleared", func(r store.LinkRecord) bool { return r.A.Applied == "" && r.B.Applied == "" })
+	_ = rec
+}
+
+// An impairment declared with the link is in force when the ADD that
+// wires it returns; a changed declaration is re-applied without rebuilding
+// the link, unless the link was set at run time.
+func TestDeclaredImpairmentIsInForceAtAdd(t *testing.T) {
+	h := newHarness(t)
+	link := metadata.Link{Peer: "b", IfName: "e1", PeerIfName: "e2", Netem: &netem.Spec{Rate: "1mbit"}, PeerNetem: &netem.Spec{Loss: "1%"}}
+	a := h.newPod("h1", "c-a", declaring("a", link))
+	b := h.newPod("h1", "c-b", declaring("b"))
+	mustAdd(t, h, b)
+	mustAdd(t, h, a)
+	if i, _ := h.wire.get(a.netns, "e1"); !strings.Contains(i.netem, `"rate":"1mbit"`) {
+		t.Fatalf("a's end after ADD: %+v, want rate 1mbit", i)
+	}
+	if i, _ := h.wire.get(b.netns, "e2"); !strings.Contains(i.netem, `"loss":"1%"`) {
+		t.Fatalf("b's end after ADD: %+v, want loss 1%%", i)
+	}
+	// The declaration changes (a re-created with another netem).
+	link.Netem = &netem.Spec{Rate: "2mbit"}
+	a2 := h.newPod("h1", "c-a2", declaring("a", link))
+	mustAdd(t, h, a2)
+	h.waitIface(a2, "e1", "rate 2mbit", func(i fakeIface) bool { return strings.Contains(i.netem, `"rate":"2mbit"`) })
+}
