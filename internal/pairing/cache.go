@@ -387,3 +387,37 @@ func (c *cache) announcedPod(ns, name string) (*metadata.Pod, bool) {
 	a, ok := s.announced[name]
 	return a.val.pod, ok
 }
+
+// summary lists the links with an end recorded on host (see
+// Manager.Links).
+func (c *cache) summary(host string) []LinkSummary {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if !c.live {
+		return nil
+	}
+	var out []LinkSummary
+	for ns, s := range c.spaces {
+		for _, l := range s.links {
+			sum := LinkSummary{Namespace: ns, State: l.val.State, Down: l.val.IsDown()}
+			local := false
+			for _, end := range []store.LinkEnd{l.val.A, l.val.B} {
+				p, ok := s.pods[end.Pod]
+				if !ok || p.val.Host != host {
+					continue
+				}
+				local = true
+				if end.Netem != nil && !end.Netem.IsZero() {
+					sum.Impaired++
+					if strings.Contains(end.Applied, "not applied") || end.Applied == "" {
+						sum.NotApplied++
+					}
+				}
+			}
+			if local {
+				out = append(out, sum)
+			}
+		}
+	}
+	return out
+}

@@ -49,6 +49,9 @@ func (f *Follower) Run(ctx context.Context) error {
 			sleep(ctx, 2*time.Second)
 			continue
 		}
+		if !first {
+			f.m.obs.Relisted()
+		}
 		first = false
 		f.follow(ctx, rev)
 	}

@@ -55,6 +55,8 @@ type Deps struct {
 	Wirer Wirer
 	// Sources are the metadata sources; nil builds the netconf's list.
 	Sources []metadata.Source
+	// Observer hears what the agent's metrics count; nil hears nothing.
+	Observer Observer
 }
 
 // Manager pairs the pods of one configuration in the agent. Its methods
@@ -73,6 +75,7 @@ type Manager struct {
 	cache *cache
 	// ends remembers the state last put on each link end (see endstate.go).
 	ends *endStates
+	obs  Observer
 }
 
 // New returns a Manager for conf. It connects to etcd only when a pod turns
@@ -82,7 +85,8 @@ func New(conf *config.NetConf, log *slog.Logger, deps Deps) *Manager {
 		log = slog.New(slog.DiscardHandler)
 	}
 	m := &Manager{conf: conf, log: log, keys: store.Keys{Prefix: conf.Etcd.Prefix},
-		kv: deps.Store, wire: cmp.Or[Wirer](deps.Wirer, &kernel{}), sources: deps.Sources, locks: &podLocks{}, cache: newCache(), ends: newEndStates()}
+		kv: deps.Store, wire: cmp.Or[Wirer](deps.Wirer, &kernel{}), sources: deps.Sources, locks: &podLocks{}, cache: newCache(), ends: newEndStates(),
+		obs: cmp.Or[Observer](deps.Observer, nopObserver{})}
 	if m.sources == nil {
 		m.sources = m.defaultSources()
 	}

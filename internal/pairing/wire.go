@@ -123,6 +123,7 @@ func (m *Manager) buildVeth(ctx context.Context, kv store.Store, v *view, me *st
 	start := time.Now()
 	buildErr := m.build(ctx, a, b, func() error { return m.wire.VethPair(ctx, a, b) })
 	if buildErr != nil {
+		m.obs.WiringFailed(failureReason(buildErr))
 		buildErr = fmt.Errorf("veth to peer %s: %w", podKey(peer.Namespace, peer.Name), buildErr)
 	}
 	m.log.Debug("veth", "link", id, "peer", podKey(peer.Namespace, peer.Name), "took", time.Since(start), "err", buildErr)
@@ -195,9 +196,14 @@ func (m *Manager) buildVxlanEnd(ctx context.Context, kv store.Store, v *view, me
 		ver = kvr.Version
 	}
 	mine, theirs := rec.EndsOf(me.Name)
+	repoint := mine.Up && mine.Remote != "" && mine.Remote != peer.HostAddress
 	buildErr := m.buildVxlan(ctx, me, &peer, mine, rec)
 	if buildErr != nil {
+		m.obs.WiringFailed(failureReason(buildErr))
 		buildErr = fmt.Errorf("vxlan to peer %s on %s: %w", podKey(peer.Namespace, peer.Name), peer.Host, buildErr)
+	} else if repoint {
+		m.obs.Repointed(me.Namespace)
+		m.log.Info("vxlan end re-pointed at the peer's new host", "link", id, "from", mine.Remote, "to", peer.HostAddress)
 	}
 	built := rec
 	outcome := func(r *store.LinkRecord) bool {
