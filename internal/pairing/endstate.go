@@ -77,9 +77,13 @@ func (e *endStates) forgetNetns(netns string) {
 	})
 }
 
-// wantedState is what the record asks of pod's end of link rec.
-func wantedState(rec *store.LinkRecord, mine *store.LinkEnd) endState {
-	s := endState{down: rec.IsDown()}
+// wantedState is what the record asks of the end mine of link rec, whose
+// other end is theirs: down when the link is set down, or parked (down,
+// name and addresses kept) while the other end is not wired — its pod is
+// gone or being re-created — so that a router sees the link go down and
+// up, never the interface vanish.
+func wantedState(rec *store.LinkRecord, mine, theirs *store.LinkEnd) endState {
+	s := endState{down: rec.IsDown() || !theirs.Up}
 	if mine.Netem != nil && !mine.Netem.IsZero() {
 		b, _ := json.Marshal(mine.Netem)
 		s.netem = string(b)
@@ -119,7 +123,8 @@ func (m *Manager) ensureOneEnd(ctx context.Context, kv store.Store, v *view, rec
 	}
 	unlock := m.ends.lock(p.Netns, end.IfName)
 	defer unlock()
-	want := wantedState(rec, end)
+	_, other := rec.EndsOf(p.Name)
+	want := wantedState(rec, end, other)
 	if got, ok := m.ends.get(p.Netns, end.IfName); ok && got == want {
 		return
 	}

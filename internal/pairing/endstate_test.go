@@ -139,3 +139,30 @@ func TestDeclaredImpairmentIsInForceAtAdd(t *testing.T) {
 	mustAdd(t, h, a2)
 	h.waitIface(a2, "e1", "rate 2mbit", func(i fakeIface) bool { return strings.Contains(i.netem, `"rate":"2mbit"`) })
 }
+
+// While the peer of a cross-host link is gone, the survivor's end stays
+// (parked: down, same interface); when the peer is re-created on another
+// host the agent re-points that very interface and brings it up.
+func TestSurvivorsEndIsParkedThenRepointedInPlace(t *testing.T) {
+	h := newHarness(t)
+	p, q := addedSeedPair(t, h, "h1", "h2")
+	h.waitState("primary-pod", "in1", "pair-pod", "in2", store.LinkWired)
+	h.waitIface(p, "in1", "up", func(i fakeIface) bool { return !i.down })
+	mustDel(t, h, q)
+	h.waitIface(p, "in1", "parked (down)", func(i fakeIface) bool { return i.down })
+	q2 := h.newPod("h3", "c-pair-2", q.labels)
+	mustAdd(t, h, q2)
+	h.waitIface(p, "in1", "re-pointed at h3 and up", func(i fakeIface) bool {
+		return !i.down && i.remote.String() == hostAddr("h3")
+	})
+	h.wire.mu.Lock()
+	n := h.wire.repoints
+	h.wire.mu.Unlock()
+	if n != 1 {
+		t.Fatalf("%d ends re-pointed in place, want 1 (the survivor's)", n)
+	}
+	rec := h.waitState("primary-pod", "in1", "pair-pod", "in2", store.LinkWired)
+	if mine, _ := rec.EndsOf("primary-pod"); mine.Remote != hostAddr("h3") || mine.ContainerID != p.id {
+		t.Fatalf("survivor's end %+v, want remote h3 and the same container", mine)
+	}
+}

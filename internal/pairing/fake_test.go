@@ -40,6 +40,8 @@ type fakeWire struct {
 	calls int
 	// failVeth, when set, fails every VethPair with it.
 	failVeth error
+	// repoints counts the vxlan ends re-pointed in place.
+	repoints int
 }
 
 func newFakeWire() *fakeWire { return &fakeWire{nets: map[string]map[string]*fakeIface{}} }
@@ -231,6 +233,21 @@ func (w *fakeWire) iface(netns, name string) (*fakeIface, error) {
 		return nil, fmt.Errorf("%s in netns %s: %w", name, netns, wiring.ErrNotFound)
 	}
 	return i, nil
+}
+
+func (w *fakeWire) Repoint(_ context.Context, netns, name, owner string, remote net.IP) error {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	i, err := w.iface(netns, name)
+	if err != nil {
+		return err
+	}
+	if !i.ours || i.owner != owner || i.kind != "vxlan" {
+		return fmt.Errorf("%s: %w", name, wiring.ErrNotOwned)
+	}
+	i.remote = remote
+	w.repoints++
+	return nil
 }
 
 func (w *fakeWire) SetAdmin(_ context.Context, netns, name, owner string, up bool) error {

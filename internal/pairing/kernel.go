@@ -27,6 +27,9 @@ type Wirer interface {
 	RemoveLinks(ctx context.Context, netns string, names []string) (int, error)
 	// Lookup reports an interface as it is.
 	Lookup(ctx context.Context, netns, name string) (*wiring.LinkInfo, error)
+	// Repoint points ratchet's vxlan end of link owner at another host, in
+	// place (see wiring.Repoint).
+	Repoint(ctx context.Context, netns, name, owner string, remote net.IP) error
 	// SetAdmin sets ratchet's interface of link owner up or down.
 	SetAdmin(ctx context.Context, netns, name, owner string, up bool) error
 	// Impair puts s (nil: nothing) on the interface's egress, replacing
@@ -74,6 +77,10 @@ func (*kernel) RemoveLinks(ctx context.Context, netns string, names []string) (i
 
 func (*kernel) Lookup(ctx context.Context, netns, name string) (*wiring.LinkInfo, error) {
 	return wiring.Lookup(ctx, netns, name)
+}
+
+func (*kernel) Repoint(ctx context.Context, netns, name, owner string, remote net.IP) error {
+	return wiring.Repoint(ctx, netns, name, owner, remote)
 }
 
 func (*kernel) SetAdmin(ctx context.Context, netns, name, owner string, up bool) error {

@@ -197,7 +197,17 @@ func (m *Manager) buildVxlanEnd(ctx context.Context, kv store.Store, v *view, me
 	}
 	mine, theirs := rec.EndsOf(me.Name)
 	repoint := mine.Up && mine.Remote != "" && mine.Remote != peer.HostAddress
-	buildErr := m.buildVxlan(ctx, me, &peer, mine, rec)
+	var buildErr error
+	if repoint && mine.ContainerID == me.ContainerID {
+		// The end stays (name, addresses, MTU, VNI); only its remote moves.
+		buildErr = m.wire.Repoint(ctx, me.Netns, mine.IfName, rec.ID, net.ParseIP(peer.HostAddress))
+		if buildErr != nil {
+			m.log.Info("re-point in place failed; rebuilding the end", "link", id, "err", buildErr)
+		}
+	}
+	if !repoint || mine.ContainerID != me.ContainerID || buildErr != nil {
+		buildErr = m.buildVxlan(ctx, me, &peer, mine, rec)
+	}
 	if buildErr != nil {
 		m.obs.WiringFailed(failureReason(buildErr))
 		buildErr = fmt.Errorf("vxlan to peer %s on %s: %w", podKey(peer.Namespace, peer.Name), peer.Host, buildErr)
