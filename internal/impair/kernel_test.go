@@ -138,17 +138,17 @@ func TestLoss100DropsEverything(t *testing.T) {
 	requireKernelTests(t)
 	requireLossMechanism(t)
 	w := newWire(t)
-	if r := ping(t, w.a, "-c", "3", "-i", "0.2", "-W", "1", w.addrB); r.received != 3 {
-		t.Fatalf("before: %v\n%s", r, r.out)
+	if r := ping(t, w.a, "-c", "3", "-i", "0.2", "-W", "1", w.addrB); r.Received != 3 {
+		t.Fatalf("before: %v\n%s", r, r.Out)
 	}
 	w.apply(t, w.a, w.ifA, netem.Spec{Loss: "100%"})
-	if r := ping(t, w.a, "-c", "5", "-i", "0.2", "-W", "1", w.addrB); r.received != 0 {
+	if r := ping(t, w.a, "-c", "5", "-i", "0.2", "-W", "1", w.addrB); r.Received != 0 {
 		t.Errorf("loss 100%%: %v", r)
 	}
 	if err := Clear(testCtx(t), w.a.Path(), w.ifA); err != nil {
 		t.Fatal(err)
 	}
-	if r := ping(t, w.a, "-c", "3", "-i", "0.2", "-W", "1", w.addrB); r.received != 3 {
+	if r := ping(t, w.a, "-c", "3", "-i", "0.2", "-W", "1", w.addrB); r.Received != 3 {
 		t.Errorf("after Clear: %v", r)
 	}
 }
@@ -163,7 +163,7 @@ func TestLoss30Percent(t *testing.T) {
 	w.apply(t, w.a, w.ifA, netem.Spec{Loss: "30%"})
 	r := ping(t, w.a, args...)
 	t.Logf("loss 30%% on A: %v", r)
-	if f := r.lossFraction(); f < 0.20 || f > 0.40 {
+	if f := r.LossFraction(); f < 0.20 || f > 0.40 {
 		t.Errorf("loss 30%% on one end: %.1f%% without reply, want 20–40%%", f*100)
 	}
 
@@ -171,7 +171,7 @@ func TestLoss30Percent(t *testing.T) {
 	w.apply(t, w.b, w.ifB, netem.Spec{Loss: "30%"})
 	r = ping(t, w.a, args...)
 	t.Logf("loss 30%% on A and B: %v", r)
-	if f := r.lossFraction(); f < 0.40 || f > 0.62 {
+	if f := r.LossFraction(); f < 0.40 || f > 0.62 {
 		t.Errorf("loss 30%% on both ends: %.1f%% without reply, want 40–62%%", f*100)
 	}
 }
@@ -226,7 +226,7 @@ func TestDuplicate100DoublesEveryPacketOnce(t *testing.T) {
 	// sequence number, never more (a copy is not duplicated again). ping
 	// exits on the fifth reply, so the fifth's copy may come too late.
 	perSeq := map[string]int{}
-	for _, m := range regexp.MustCompile(`icmp_seq=(\d+) `).FindAllStringSubmatch(r.out, -1) {
+	for _, m := range regexp.MustCompile(`icmp_seq=(\d+) `).FindAllStringSubmatch(r.Out, -1) {
 		perSeq[m[1]]++
 	}
 	for seq := 1; seq <= 5; seq++ {
@@ -238,8 +238,8 @@ func TestDuplicate100DoublesEveryPacketOnce(t *testing.T) {
 			t.Errorf("icmp_seq=%d: %d replies, want 2", seq, n)
 		}
 	}
-	if r.received != 5 || r.duplicates < 4 || r.duplicates > 5 || !strings.Contains(r.out, "DUP!") {
-		t.Errorf("duplicate 100%%: %v, want 5 received and a duplicate of each\n%s", r, r.out)
+	if r.Received != 5 || r.Duplicates < 4 || r.Duplicates > 5 || !strings.Contains(r.Out, "DUP!") {
+		t.Errorf("duplicate 100%%: %v, want 5 received and a duplicate of each\n%s", r, r.Out)
 	}
 }
 
@@ -251,7 +251,7 @@ func TestCorrupt100BreaksChecksums(t *testing.T) {
 	w.apply(t, w.a, w.ifA, netem.Spec{Corrupt: "100%"})
 	r := ping(t, w.a, "-c", "5", "-i", "0.2", "-W", "1", w.addrB)
 	t.Logf("corrupt 100%%: %v", r)
-	if r.received != 0 {
+	if r.Received != 0 {
 		t.Errorf("corrupt 100%%: %v, want no valid reply", r)
 	}
 	// The requests reached B, corrupted: counted as ICMP checksum errors,
@@ -304,11 +304,11 @@ func TestDelay(t *testing.T) {
 		if a.String() != "netem" || !slices.Equal(got.Mechanisms, []string{MechNetem}) {
 			t.Errorf("Apply = %q, Inspect = %q, want netem", a, got)
 		}
-		if r.received != 3 || r.minRTT < 50 {
+		if r.Received != 3 || r.MinRTT < 50 {
 			t.Errorf("delay 50ms with netem: %v, want RTT ≥ 50 ms", r)
 		}
 		w.apply(t, w.b, w.ifB, netem.Spec{Delay: "50ms"})
-		if r := ping(t, w.a, "-c", "3", "-i", "0.2", "-W", "2", w.addrB); r.received != 3 || r.minRTT < 100 {
+		if r := ping(t, w.a, "-c", "3", "-i", "0.2", "-W", "2", w.addrB); r.Received != 3 || r.MinRTT < 100 {
 			t.Errorf("delay 50ms on both ends with netem: %v, want RTT ≥ 100 ms", r)
 		}
 		return
@@ -322,7 +322,7 @@ func TestDelay(t *testing.T) {
 	if err := Verify(testCtx(t), w.a.Path(), w.ifA, netem.Spec{Delay: "50ms"}, k); err != nil {
 		t.Errorf("Verify: %v", err)
 	}
-	if r.received != 3 || r.minRTT >= 50 {
+	if r.Received != 3 || r.MinRTT >= 50 {
 		t.Errorf("without netem: %v, want replies and no delay", r)
 	}
 }
@@ -422,7 +422,7 @@ func TestClearKeepsOthersFilters(t *testing.T) {
 	w.a.MustExec(t, "tc", "qdisc", "add", "dev", w.ifA, "clsact")
 	w.a.MustExec(t, "tc", "filter", "add", "dev", w.ifA, "egress", "prio", "40000", "bpf", "bytecode", "1,6 0 0 0,")
 	w.apply(t, w.a, w.ifA, netem.Spec{Loss: "100%"})
-	if r := ping(t, w.a, "-c", "2", "-i", "0.2", "-W", "1", w.addrB); r.received != 0 {
+	if r := ping(t, w.a, "-c", "2", "-i", "0.2", "-W", "1", w.addrB); r.Received != 0 {
 		t.Errorf("loss 100%% beside another filter: %v", r)
 	}
 	if err := Clear(testCtx(t), w.a.Path(), w.ifA); err != nil {

@@ -2,19 +2,13 @@ package impair
 
 import (
 	"context"
-	"fmt"
-	"io"
-	"net"
 	"os"
 	"os/exec"
-	"regexp"
-	"strconv"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
-	"github.com/containernetworking/plugins/pkg/ns"
 	"github.com/ratchet-cni/ratchet/internal/netem"
 	"github.com/ratchet-cni/ratchet/internal/testenv"
 )
@@ -105,135 +99,31 @@ func (w *wire) apply(t *testing.T, n *testenv.NS, ifname string, s netem.Spec) A
 	return a
 }
 
-// pingResult is ping's summary.
-type pingResult struct {
-	sent, received, duplicates int
-	minRTT                     float64 // ms; 0 when nothing came back
-	out                        string
-}
-
-var (
-	pingCountsRE = regexp.MustCompile(`(\d+) packets transmitted, (\d+) received(?:, \+(\d+) duplicates)?`)
-	pingRTTRE    = regexp.MustCompile(`rtt min/avg/max/mdev = ([0-9.]+)/`)
-)
-
 // ping runs ping in from's netns with the given arguments and parses its
 // summary; a run with no reply is a result, not an error.
-func ping(t *testing.T, from *testenv.NS, args ...string) pingResult {
+func ping(t *testing.T, from *testenv.NS, args ...string) testenv.PingResult {
 	t.Helper()
 	cmd := exec.Command("ip", append([]string{"netns", "exec", from.Name, "ping"}, args...)...)
 	out, _ := cmd.CombinedOutput()
-	r := pingResult{out: string(out)}
-	m := pingCountsRE.FindStringSubmatch(r.out)
-	if m == nil {
-		t.Fatalf("ping %v: no summary in output:\n%s", args, out)
-	}
-	r.sent, _ = strconv.Atoi(m[1])
-	r.received, _ = strconv.Atoi(m[2])
-	if m[3] != "" {
-		r.duplicates, _ = strconv.Atoi(m[3])
-	}
-	if m := pingRTTRE.FindStringSubmatch(r.out); m != nil {
-		r.minRTT, _ = strconv.ParseFloat(m[1], 64)
+	r, err := testenv.ParsePing(string(out))
+	if err != nil {
+		t.Fatalf("ping %v: %v", args, err)
 	}
 	return r
 }
 
-// lossFraction is the share of echo requests that got no reply.
-func (r pingResult) lossFraction() float64 {
-	return 1 - float64(r.received)/float64(r.sent)
-}
-
-// warmUp is how long a transfer runs before throughput counts.
-const warmUp = time.Second
-
-// readFor reads from c for d and returns how many bytes came.
-func readFor(c net.Conn, d time.Duration) (int64, error) {
-	if err := c.SetReadDeadline(time.Now().Add(d)); err != nil {
-		return 0, err
-	}
-	n, err := io.Copy(io.Discard, c)
-	if ne, ok := err.(net.Error); ok && ne.Timeout() {
-		err = nil
-	} else if err == nil {
-		err = io.ErrUnexpectedEOF // the sender never stops on its own
-	}
-	return n, err
-}
-
-// throughput measures a TCP transfer from a to b: after warmUp, the bits
-// per second the receiver counts over d.
+// throughput measures a TCP transfer from a to b (see testenv.Throughput).
 func (w *wire) throughput(t *testing.T, d time.Duration) float64 {
 	t.Helper()
-	var l net.Listener
-	err := ns.WithNetNSPath(w.b.Path(), func(ns.NetNS) error {
-		var err error
-		l, err = net.Listen("tcp4", net.JoinHostPort(w.addrB, "0"))
-		return err
-	})
+	bps, err := testenv.Throughput(w.a.Path(), w.b.Path(), w.addrB, d)
 	if err != nil {
-		t.Fatalf("listen in %s: %v", w.b.Name, err)
+		t.Fatal(err)
 	}
-	defer l.Close()
-	type counted struct {
-		n   int64
-		err error
-	}
-	got := make(chan counted, 1)
-	go func() {
-		c, err := l.Accept()
-		if err != nil {
-			got <- counted{err: err}
-			return
-		}
-		defer c.Close()
-		// The first second (slow start, first drops at the shaper) is
-		// not counted: the rate is what the link carries after it.
-		if _, err := readFor(c, warmUp); err != nil {
-			got <- counted{err: err}
-			return
-		}
-		n, err := readFor(c, d)
-		got <- counted{n: n, err: err}
-	}()
-	var c net.Conn
-	err = ns.WithNetNSPath(w.a.Path(), func(ns.NetNS) error {
-		var err error
-		dialer := net.Dialer{Timeout: 5 * time.Second}
-		c, err = dialer.Dial("tcp4", l.Addr().String())
-		return err
-	})
-	if err != nil {
-		t.Fatalf("dial from %s: %v", w.a.Name, err)
-	}
-	defer c.Close()
-	go func() {
-		buf := make([]byte, 64<<10)
-		for {
-			if _, err := c.Write(buf); err != nil {
-				return
-			}
-		}
-	}()
-	select {
-	case r := <-got:
-		if r.err != nil {
-			t.Fatalf("receive: %v", r.err)
-		}
-		return float64(r.n) * 8 / d.Seconds()
-	case <-time.After(warmUp + d + 10*time.Second):
-		t.Fatal("receiver did not finish")
-		return 0
-	}
+	return bps
 }
 
 // tcShow runs tc in n's netns and returns its output.
 func tcShow(t *testing.T, n *testenv.NS, args ...string) string {
 	t.Helper()
 	return n.MustExec(t, append([]string{"tc"}, args...)...)
-}
-
-// String makes failures readable.
-func (r pingResult) String() string {
-	return fmt.Sprintf("%d sent, %d received, %d duplicates, min RTT %.3f ms", r.sent, r.received, r.duplicates, r.minRTT)
 }
