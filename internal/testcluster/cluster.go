@@ -207,6 +207,21 @@ func (p *Pod) MustExec(args ...string) string {
 	return out
 }
 
+// Exec runs a command in the pod's netns and returns its output.
+func (p *Pod) Exec(args ...string) (string, error) { return p.exec(args...) }
+
+// PingStats pings addr count times from the pod, every interval seconds,
+// and returns ping's summary: no reply, or no route at all (the interface
+// is down), is a result with nothing received, not an error.
+func (p *Pod) PingStats(addr string, count int, interval string) testenv.PingResult {
+	out, _ := p.exec("ping", "-c", fmt.Sprint(count), "-i", interval, "-W", "1", addr)
+	r, err := testenv.ParsePing(out)
+	if err != nil {
+		return testenv.PingResult{Sent: count, Out: out}
+	}
+	return r
+}
+
 // Ping pings addr from the pod.
 func (p *Pod) Ping(addr string) error {
 	_, err := p.exec("ping", "-c", "2", "-i", "0.2", "-W", "1", "-w", "3", addr)
