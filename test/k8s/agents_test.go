@@ -102,6 +102,18 @@ func cmdline(pid int) []string {
 	return strings.Split(strings.TrimRight(string(b), "\x00"), "\x00")
 }
 
+// running reports whether a process runs: it exists and is no zombie (an
+// exited process whose parent has not reaped it yet).
+func running(pid int) bool {
+	stat, err := os.ReadFile(filepath.Join("/proc", strconv.Itoa(pid), "stat"))
+	if err != nil {
+		return false
+	}
+	// pid (comm) state ...: comm may hold spaces and parentheses.
+	i := strings.LastIndexByte(string(stat), ')')
+	return i < 0 || !strings.HasPrefix(string(stat[i+1:]), " Z")
+}
+
 // agentRecords is `ratchetctl agents -o json` by host.
 func (e *env) agentRecords(t *testing.T) map[string]agentRecord {
 	t.Helper()
@@ -364,7 +376,7 @@ func (e *env) takeover(t *testing.T) {
 	e.kubectl(t, "-n", agentNamespace, "rollout", "status", agentDaemonSet, "--timeout=180s")
 	after := e.checkAgents(t)
 	t.Logf("node %s: the DaemonSet's agent serves %v after the DaemonSet was applied", n.Name, time.Since(start).Round(time.Millisecond))
-	if _, err := os.Stat(filepath.Join("/proc", strconv.Itoa(od.PID))); err == nil {
+	if running(od.PID) {
 		t.Errorf("node %s: on-demand agent %d still runs after the take-over: %v", n.Name, od.PID, cmdline(od.PID))
 	}
 	lines := e.agentLog(t, after[n.Name].Pod)
