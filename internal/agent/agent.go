@@ -47,11 +47,13 @@ type Agent struct {
 	inflight atomic.Int64
 	lastReq  atomic.Int64 // unix nanoseconds
 	ctx      context.Context
+	stop     context.CancelFunc // ends Run
 	wg       sync.WaitGroup
 }
 
-// Run serves until ctx ends (or, on demand, until the host is idle), then
-// stops the loops, closes the connections and removes the socket.
+// Run serves until ctx ends (or, on demand, until the host is idle or a
+// resident agent takes the socket over), then stops the loops, closes the
+// connections and removes the socket.
 func Run(ctx context.Context, o Options) error {
 	if o.Log == nil {
 		o.Log = slog.New(slog.DiscardHandler)
@@ -61,16 +63,18 @@ func Run(ctx context.Context, o Options) error {
 	}
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	a := &Agent{opts: o, log: o.Log, started: time.Now(), ctx: ctx}
+	a := &Agent{opts: o, log: o.Log, started: time.Now(), ctx: ctx, stop: cancel}
 	a.lastReq.Store(time.Now().UnixNano())
-	a.pairers = &pairers{byID: map[[32]byte]*pairer{}, log: o.Log, host: o.Host, run: a.runPairer}
-	defer a.pairers.close()
-	ln, err := listen(o.Socket)
+	ln, release, err := a.claimSocket(ctx)
 	if err != nil {
 		return err
 	}
+	defer release() // last: the next agent starts once everything has stopped
+	a.pairers = &pairers{byID: map[[32]byte]*pairer{}, log: o.Log, host: o.Host, run: a.runPairer}
+	defer a.pairers.close()
 	if o.Netconf != "" {
 		if err := a.startConfig(o.Netconf); err != nil {
+			unlinkSocket(ln, o.Socket)
 			ln.Close()
 			return err
 		}
@@ -82,10 +86,13 @@ func Run(ctx context.Context, o Options) error {
 	}
 	a.log.Info("agent listening", "socket", o.Socket, "onDemand", o.OnDemand, "version", o.Version)
 	<-ctx.Done()
-	sctx, scancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+	a.log.Info("agent stopping")
+	stopListening(ln, o.Socket)
+	sctx, scancel := context.WithTimeout(context.WithoutCancel(ctx), shutdownWait)
 	defer scancel()
-	err = srv.Shutdown(sctx) // closes the listener, which removes the socket
-	a.log.Info("agent stopping", "err", err)
+	if err := srv.Shutdown(sctx); err != nil {
+		a.log.Warn("requests still running at exit", "err", err)
+	}
 	return nil
 }
 
@@ -128,15 +135,53 @@ func listen(socket string) (net.Listener, error) {
 	if err := os.Remove(socket); err != nil && !errors.Is(err, os.ErrNotExist) {
 		return nil, fmt.Errorf("remove stale socket: %w", err)
 	}
-	ln, err := net.Listen("unix", socket)
+	ln, err := net.ListenUnix("unix", &net.UnixAddr{Name: socket, Net: "unix"})
 	if err != nil {
 		return nil, fmt.Errorf("listen on %s: %w", socket, err)
 	}
+	// stopListening unlinks the socket, and only while it is still this
+	// one: never another agent's.
+	ln.SetUnlinkOnClose(false)
 	if err := os.Chmod(socket, 0o600); err != nil {
 		ln.Close()
+		os.Remove(socket)
 		return nil, fmt.Errorf("socket mode: %w", err)
 	}
-	return ln, nil
+	st, err := os.Stat(socket)
+	if err != nil {
+		ln.Close()
+		return nil, fmt.Errorf("socket: %w", err)
+	}
+	return &listener{UnixListener: ln, file: st}, nil
+}
+
+// listener is the agent's socket and the file it made.
+type listener struct {
+	*net.UnixListener
+	file os.FileInfo
+}
+
+// drainWait is how long a stopping agent still accepts the connections
+// that reached its socket before it was unlinked.
+const drainWait = 200 * time.Millisecond
+
+// stopListening unlinks the socket file, if it is still this agent's, so
+// that plugins connecting from now on find no agent (and wait for, or
+// start, the next one) instead of a connection reset; then it still
+// accepts, for drainWait, the connections that reached the listener's
+// backlog before, which Shutdown then serves to the end.
+func stopListening(ln net.Listener, socket string) {
+	unlinkSocket(ln, socket)
+	time.Sleep(drainWait)
+}
+
+// unlinkSocket removes the socket file if it is still the one ln made.
+func unlinkSocket(ln net.Listener, socket string) {
+	if l, ok := ln.(*listener); ok {
+		if st, err := os.Stat(socket); err == nil && os.SameFile(st, l.file) {
+			_ = os.Remove(socket)
+		}
+	}
 }
 
 // exitWhenIdle ends an on-demand agent once no request came for IdleGrace

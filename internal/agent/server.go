@@ -19,6 +19,7 @@ import (
 func (a *Agent) mux() *http.ServeMux {
 	mux := http.NewServeMux()
 	mux.HandleFunc("POST "+agentapi.PathPing, a.handle("PING", a.ping))
+	mux.HandleFunc("POST "+agentapi.PathHandover, a.handle("HANDOVER", a.handover))
 	mux.HandleFunc("POST "+agentapi.PathLookup, a.handle("LOOKUP", a.podCall(a.lookup)))
 	mux.HandleFunc("POST "+agentapi.PathAdd, a.handle("ADD", a.podCall(a.add)))
 	mux.HandleFunc("POST "+agentapi.PathDel, a.handle("DEL", a.podCall(a.del)))

@@ -26,6 +26,10 @@ const (
 	PathStatus = "/v1/status"
 	PathGC     = "/v1/gc"
 	PathPing   = "/v1/ping"
+	// PathHandover asks an on-demand agent to stop serving and exit, so
+	// that a resident agent (a DaemonSet's) can take its socket over; a
+	// resident agent refuses.
+	PathHandover = "/v1/handover"
 )
 
 // CNI error codes the client gives itself (the agent gives all others).

@@ -30,8 +30,23 @@ type Starter struct {
 	Wait time.Duration
 }
 
+// StartLockPath is the lock that serializes starting an agent on socket:
+// plugins hold it while they start one on demand, and a resident agent
+// (not on demand) while it takes the socket over, so that no plugin starts
+// an on-demand agent meanwhile.
+func StartLockPath(socket string) string {
+	return filepath.Join(filepath.Dir(socket), AgentBinary+".lock")
+}
+
+// LifeLockPath is the lock an agent holds for its whole life (the kernel
+// releases it when the agent exits, also on SIGKILL): at most one agent per
+// socket runs at a time.
+func LifeLockPath(socket string) string { return socket + ".lock" }
+
 // CallStarting is Call that, when no agent listens and s is not nil,
-// starts one and calls again.
+// starts one and calls again. If the agent it found or started stops
+// listening before the call (it handed the socket over to a resident
+// agent), it waits for the start lock and calls once more.
 func (c *Client) CallStarting(ctx context.Context, s *Starter, path string, req, ans any) error {
 	err := c.Call(ctx, path, req, ans)
 	if !IsNotListening(err) {
@@ -40,25 +55,28 @@ func (c *Client) CallStarting(ctx context.Context, s *Starter, path string, req,
 	if s == nil {
 		return Unreachable(c.Socket, err)
 	}
-	if err := s.ensure(ctx, c); err != nil {
-		return Unreachable(c.Socket, fmt.Errorf("no agent listens and starting one failed: %w", err))
+	for attempt := 1; ; attempt++ {
+		if err := s.ensure(ctx, c); err != nil {
+			return Unreachable(c.Socket, fmt.Errorf("no agent listens and starting one failed: %w", err))
+		}
+		err = c.Call(ctx, path, req, ans)
+		if !IsNotListening(err) {
+			return err
+		}
+		if attempt == 2 {
+			return Unreachable(c.Socket, err)
+		}
 	}
-	err = c.Call(ctx, path, req, ans)
-	if IsNotListening(err) {
-		return Unreachable(c.Socket, err)
-	}
-	return err
 }
 
 // ensure starts an agent unless one listens, under the start lock.
 func (s *Starter) ensure(ctx context.Context, c *Client) error {
 	ctx, cancel := context.WithTimeout(ctx, s.Wait)
 	defer cancel()
-	dir := filepath.Dir(c.Socket)
-	if err := os.MkdirAll(dir, 0o700); err != nil {
+	if err := os.MkdirAll(filepath.Dir(c.Socket), 0o700); err != nil {
 		return fmt.Errorf("socket directory: %w", err)
 	}
-	unlock, err := lockFile(ctx, filepath.Join(dir, AgentBinary+".lock"))
+	unlock, err := LockFile(ctx, StartLockPath(c.Socket))
 	if err != nil {
 		return err
 	}
@@ -73,11 +91,13 @@ func (s *Starter) ensure(ctx context.Context, c *Client) error {
 	return waitListening(ctx, c, exited)
 }
 
-// lockFile takes an exclusive flock on path, trying until ctx ends.
-func lockFile(ctx context.Context, path string) (func(), error) {
+// LockFile takes an exclusive flock on path (created 0600), trying until
+// ctx ends (at least once, also with a context already done). The returned
+// function releases it.
+func LockFile(ctx context.Context, path string) (func(), error) {
 	f, err := os.OpenFile(path, os.O_CREATE|os.O_RDWR, 0o600)
 	if err != nil {
-		return nil, fmt.Errorf("start lock: %w", err)
+		return nil, fmt.Errorf("lock: %w", err)
 	}
 	for {
 		err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB)
@@ -86,12 +106,12 @@ func lockFile(ctx context.Context, path string) (func(), error) {
 		}
 		if !errors.Is(err, syscall.EWOULDBLOCK) {
 			f.Close()
-			return nil, fmt.Errorf("start lock %s: %w", path, err)
+			return nil, fmt.Errorf("lock %s: %w", path, err)
 		}
 		select {
 		case <-ctx.Done():
 			f.Close()
-			return nil, fmt.Errorf("start lock %s: %w", path, ctx.Err())
+			return nil, fmt.Errorf("lock %s: %w", path, ctx.Err())
 		case <-time.After(10 * time.Millisecond):
 		}
 	}

@@ -124,11 +124,25 @@ func (c *Cluster) teardown(t testing.TB) {
 	}
 	for _, n := range c.Nodes {
 		if left := n.Pids(); len(left) > 0 {
-			t.Errorf("node %s: processes left: %v", n.Name, left)
+			t.Errorf("node %s: processes left: %s", n.Name, describePids(left))
 		}
+		n.releaseMountNS()
 		removeCgroups(t, n.cgroupRoot())
 	}
 	unmountUnder(t, c.Dir)
+}
+
+// describePids names processes by PID, command line and cgroups, for
+// failure messages.
+func describePids(pids []int) string {
+	var b strings.Builder
+	for _, p := range pids {
+		cmd, _ := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", p))
+		cg, _ := os.ReadFile(fmt.Sprintf("/proc/%d/cgroup", p))
+		first, _, _ := strings.Cut(string(cg), "\n")
+		fmt.Fprintf(&b, "\n  %d: %s [%s]", p, strings.ReplaceAll(string(cmd), "\x00", " "), first)
+	}
+	return b.String()
 }
 
 // killAll kills the node's processes but its holder, until none is left.

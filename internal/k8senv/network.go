@@ -40,8 +40,13 @@ type Node struct {
 	// bind mounts of its subdirectories inside the node.
 	Dir string
 
-	holder                       *proc
-	mntNS                        string // the holder's mount namespace ("mnt:[inode]")
+	holder *proc
+	mntNS  string // the holder's mount namespace ("mnt:[inode]")
+	// mntRef holds the mount namespace until teardown has checked that no
+	// process is left in it: a freed namespace's inode number is soon
+	// reused by a new one (another test's container), which Pids would
+	// then take for the node's.
+	mntRef                       *os.File
 	containerd, kubelet, flannel *proc
 }
 
@@ -119,8 +124,8 @@ func (c *Cluster) network(t testing.TB, nodes int) error {
 // startHolder starts the process that holds the node's mount and UTS
 // namespaces: it enters the node's netns, unshares a mount namespace
 // (propagation slave: nothing mounted inside reaches the host) and a UTS
-// namespace, binds the node's directories over the host paths, sets the
-// hostname and sleeps.
+// namespace, binds the node's directories over the host paths, makes the
+// node's mounts shared among themselves, sets the hostname and sleeps.
 func (c *Cluster) startHolder(t testing.TB, n *Node) error {
 	var script strings.Builder
 	script.WriteString("set -e\n")
@@ -134,6 +139,12 @@ func (c *Cluster) startHolder(t testing.TB, n *Node) error {
 		}
 		fmt.Fprintf(&script, "mount --bind %s %s\n", src, m[0])
 	}
+	// Shared inside the node, as systemd makes a real host's mounts: a
+	// mount made in the node later (a pod's netns under /var/run/netns)
+	// reaches the containers that mount its directory with HostToContainer
+	// propagation (ratchetd's DaemonSet). The node stays a slave of the
+	// host: nothing reaches the host.
+	script.WriteString("mount --make-rshared /\n")
 	fmt.Fprintf(&script, "hostname %s\necho ready\nexec sleep 2147483647\n", n.Name)
 	p, err := c.startProc(n.Name+"-holder", "nsenter", "--net="+n.NS.Path(),
 		"unshare", "--mount", "--uts", "--propagation", "slave", "sh", "-c", script.String())
@@ -158,7 +169,28 @@ func (c *Cluster) startHolder(t testing.TB, n *Node) error {
 	if err == nil && n.mntNS == host {
 		err = fmt.Errorf("holder shares the host's mount namespace")
 	}
-	return err
+	if err != nil {
+		return err
+	}
+	n.mntRef, err = os.Open(fmt.Sprintf("/proc/%d/ns/mnt", p.cmd.Process.Pid))
+	if err != nil {
+		return fmt.Errorf("hold the node's mount namespace: %w", err)
+	}
+	if ref, _ := os.Readlink(fmt.Sprintf("/proc/self/fd/%d", n.mntRef.Fd())); ref != n.mntNS {
+		return fmt.Errorf("holder's mount namespace changed: %s, then %s", n.mntNS, ref)
+	}
+	return nil
+}
+
+// releaseMountNS lets the node's mount namespace go (with every mount
+// made in it) once no process is in it; from then on Pids finds the
+// node's processes by their cgroups only.
+func (n *Node) releaseMountNS() {
+	if n.mntRef != nil {
+		n.mntRef.Close()
+		n.mntRef = nil
+	}
+	n.mntNS = ""
 }
 
 // mkdirHost creates a host directory (and its missing parents) to serve as

@@ -105,7 +105,9 @@ func (c *Cluster) startNode(ctx context.Context, n *Node) error {
 // containerdConfig is a node's containerd configuration: its root under the
 // node's Dir, its state, socket and runc root under the node's /run, the
 // CRI plugin as the issue's facts require (cgroupfs, restricted OOM score
-// adjustments, netns under the state dir, the local pause image).
+// adjustments, the local pause image). The pods' netns are where containerd
+// puts them by default, /var/run/netns (the node's /run/netns), which
+// ratchetd's DaemonSet mounts.
 const containerdConfig = `version = 2
 root = %q
 state = "/run/containerd"
@@ -117,7 +119,6 @@ disabled_plugins = ["io.containerd.snapshotter.v1.btrfs", "io.containerd.snapsho
 [plugins."io.containerd.grpc.v1.cri"]
   sandbox_image = %q
   restrict_oom_score_adj = true
-  netns_mounts_under_state_dir = true
   [plugins."io.containerd.grpc.v1.cri".containerd]
     snapshotter = "overlayfs"
     default_runtime_name = "runc"
@@ -243,7 +244,8 @@ func copyFile(src, dst string, mode os.FileMode) error {
 
 // Pids returns the processes that belong to the node: those in its mount
 // namespace (containerd, kubelet, flanneld, shims, ratchet's detached
-// processes) and those in its cgroups (the pods' containers).
+// processes; until teardown released it) and those in its cgroups (the
+// pods' containers).
 func (n *Node) Pids() []int {
 	mnt := n.mntNS
 	return pidsWhere(func(pid int) bool {

@@ -16,10 +16,12 @@ import (
 )
 
 // TestExamplesOnRealCluster applies the examples as a user would, in order
-// (etcd, installer, announcer Job and the pair, the router chain), on two
-// nodes, checks the links and the pods' flannel network, then deletes
-// everything and checks that nothing is left. The steps depend on each
-// other: the first failure stops the test.
+// (etcd, installer with the agents' DaemonSet, announcer Job and the pair,
+// the router chain), on two nodes, checks the links, the pods' flannel
+// network and that the DaemonSet's agents serve the nodes, restarts the
+// agents and lets one take over from an agent started on demand, then
+// deletes everything and checks that nothing is left. The steps depend on
+// each other: the first failure stops the test.
 func TestExamplesOnRealCluster(t *testing.T) {
 	requireSuite(t)
 	var c *k8senv.Cluster
@@ -28,16 +30,18 @@ func TestExamplesOnRealCluster(t *testing.T) {
 	start := time.Now()
 	c = k8senv.Start(t, k8senv.Options{})
 	t.Logf("cluster up in %v: %v", time.Since(start).Round(time.Millisecond), c.Timings)
-	e := &env{t: t, c: c, ov: newOverlay(c)}
+	e := &env{t: t, c: c, ov: newOverlay(c), onDemand: map[string]bool{}}
 	steps := []struct {
 		name string
 		fn   func(*testing.T)
 	}{
 		{"EtcdStatefulSetRuns", e.etcd},
-		{"InstallerPutsPluginAndNetconfOnEveryNode", e.installer},
+		{"InstallerAndAgentDaemonSetsServeEveryNode", e.installer},
 		{"SeedPairIsWiredAndPings", e.pair},
 		{"RouterChainCrossesNodesEndToEnd", e.routerChain},
 		{"PlainPodsGetFlannelOnly", e.plainPods},
+		{"AgentPodsRestartKeepingTheLinks", e.agentRestart},
+		{"AgentPodTakesOverFromAnOnDemandAgent", e.takeover},
 		{"DeletingEverythingLeavesNothing", e.deleteAll},
 	}
 	for _, s := range steps {
@@ -55,22 +59,32 @@ func (e *env) etcd(t *testing.T) {
 	e.kubectl(t, "-n", "kube-system", "rollout", "status", "statefulset/ratchet-etcd", "--timeout=180s")
 }
 
+// installer applies the installer and the agents' DaemonSets together, as
+// a user would, and checks the installed files and that the DaemonSet's
+// pods serve the nodes.
 func (e *env) installer(t *testing.T) {
 	e.apply(t, "installer-daemonset.yaml")
+	e.apply(t, "ratchetd-daemonset.yaml")
 	e.kubectl(t, "-n", "kube-system", "rollout", "status", "daemonset/ratchet-installer", "--timeout=180s")
-	want, err := os.ReadFile(filepath.Join(e.c.RatchetBin, "ratchet"))
-	if err != nil {
-		t.Fatal(err)
-	}
+	e.kubectl(t, "-n", agentNamespace, "rollout", "status", agentDaemonSet, "--timeout=180s")
 	for _, n := range e.c.Nodes {
-		got, err := os.ReadFile(n.HostPath("/opt/cni/bin/ratchet"))
-		if err != nil || len(got) != len(want) {
-			t.Errorf("node %s: /opt/cni/bin/ratchet not installed (%d bytes, want %d): %v", n.Name, len(got), len(want), err)
+		for _, b := range []string{"ratchet", "ratchetd"} {
+			want, err := os.ReadFile(filepath.Join(e.c.RatchetBin, b))
+			if err != nil {
+				t.Fatal(err)
+			}
+			got, err := os.ReadFile(n.HostPath("/opt/cni/bin/" + b))
+			if err != nil || len(got) != len(want) {
+				t.Errorf("node %s: /opt/cni/bin/%s not installed (%d bytes, want %d): %v", n.Name, b, len(got), len(want), err)
+			}
 		}
 		conf, err := os.ReadFile(n.HostPath("/etc/cni/net.d/00-ratchet.conf"))
 		if err != nil || !strings.Contains(string(conf), `"type": "flannel"`) {
 			t.Errorf("node %s: /etc/cni/net.d/00-ratchet.conf: %v\n%s", n.Name, err, conf)
 		}
+	}
+	for node, a := range e.checkAgents(t) {
+		t.Logf("node %s: served by agent %d in pod %s", node, a.PID, a.Pod)
 	}
 }
 
@@ -84,6 +98,8 @@ func (e *env) pair(t *testing.T) {
 	e.ping(t, "pair-pod", "192.168.2.100")
 	e.checkFlannelEth0(t, "primary-pod", "in1")
 	e.checkFlannelEth0(t, "pair-pod", "in2")
+	e.checkAgents(t)
+	e.checkPairedLogged(t, "primary-pod", "pair-pod")
 }
 
 func (e *env) routerChain(t *testing.T) {
@@ -113,6 +129,8 @@ func (e *env) routerChain(t *testing.T) {
 	e.ping(t, "centosb", "192.0.2.1")
 	e.checkFlannelEth0(t, "centosa", "in1")
 	e.checkFlannelEth0(t, "quagga-a", "in1", "mid1")
+	e.checkAgents(t)
+	e.checkPairedLogged(t, "centosa", "quagga-a", "quagga-b", "centosb")
 }
 
 // plainPods: pods without ratchet metadata on both nodes get eth0 from
@@ -131,14 +149,16 @@ func (e *env) plainPods(t *testing.T) {
 		e.ping(t, "plain-a", ips[1])
 		e.ping(t, "primary-pod", ips[1]) // a ratchet pod's eth0 is flannel's too
 	}
+	e.checkAgents(t) // plain pods' ADDs asked the DaemonSet's agents too
 }
 
 // deleteAll deletes the example pods and checks that ratchet left nothing:
-// no pod or link records, no leases, no link ends, no detached processes;
-// then the announced records and the workloads go too.
+// no pod or link records, no leases, no link ends; then the agents'
+// DaemonSet goes, leaving no agent process or record; then the announced
+// records and the workloads go too.
 func (e *env) deleteAll(t *testing.T) {
 	e.kubectl(t, "delete", "pod", "--wait=true", "--timeout=180s",
-		"primary-pod", "pair-pod", "centosa", "quagga-a", "quagga-b", "centosb", "plain-a", "plain-b")
+		"primary-pod", "pair-pod", "centosa", "quagga-a", "quagga-b", "centosb", "plain-a", "plain-b", "plain-c")
 	s := e.status(t)
 	var left []string
 	for _, p := range s.Pods {
@@ -152,6 +172,7 @@ func (e *env) deleteAll(t *testing.T) {
 	if len(left) > 0 {
 		t.Errorf("records left after deleting the pods: %v\n%s", left, e.ratchetLogs())
 	}
+	e.deleteAgents(t)
 	for _, n := range e.c.Nodes {
 		e.checkNodeClean(t, n)
 	}
@@ -166,7 +187,8 @@ func (e *env) deleteAll(t *testing.T) {
 // nodeLinks are the interfaces a node keeps without pods.
 var nodeLinks = []string{"lo", "eth0", "flannel.1", "cni0"}
 
-// checkNodeClean checks a node for leases, link ends and ratchet processes.
+// checkNodeClean checks a node for leases, link ends and ratchet processes
+// (plugins, agents).
 func (e *env) checkNodeClean(t *testing.T, n *k8senv.Node) {
 	t.Helper()
 	leases, _ := filepath.Glob(n.HostPath("/var/lib/cni/networks/*/[0-9]*"))
@@ -189,7 +211,7 @@ func (e *env) checkNodeClean(t *testing.T, n *k8senv.Node) {
 	}
 	for _, pid := range n.Pids() {
 		cmdline, _ := os.ReadFile(filepath.Join("/proc", strconv.Itoa(pid), "cmdline"))
-		if argv0, _, _ := strings.Cut(string(cmdline), "\x00"); filepath.Base(argv0) == "ratchet" {
+		if argv0, _, _ := strings.Cut(string(cmdline), "\x00"); filepath.Base(argv0) == "ratchet" || filepath.Base(argv0) == "ratchetd" {
 			t.Errorf("node %s: ratchet process left: %d %s", n.Name, pid, strings.ReplaceAll(string(cmdline), "\x00", " "))
 		}
 	}

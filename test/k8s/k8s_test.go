@@ -34,11 +34,15 @@ func requireSuite(t *testing.T) {
 	t.Skipf("real-cluster suite: run `make test-k8s` as root (sets %s=1)", SuiteEnv)
 }
 
-// env is one run of the suite: the cluster and the overlay.
+// env is one run of the suite: the cluster and the overlay, the agents
+// last seen serving the nodes, and the nodes where the plugin is expected
+// to have started an agent on demand.
 type env struct {
-	t  *testing.T
-	c  *k8senv.Cluster
-	ov *overlay
+	t        *testing.T
+	c        *k8senv.Cluster
+	ov       *overlay
+	agents   map[string]agent
+	onDemand map[string]bool
 }
 
 func (e *env) ctx(d time.Duration) (context.Context, context.CancelFunc) {
@@ -138,7 +142,8 @@ func (e *env) status(t *testing.T) status {
 	return s
 }
 
-// ratchetLogs returns the end of ratchet's log on every node.
+// ratchetLogs returns the end of ratchet's log on every node (the plugin's
+// and on-demand agents') and of the agent pods' logs.
 func (e *env) ratchetLogs() string {
 	var b strings.Builder
 	for _, n := range e.c.Nodes {
@@ -148,6 +153,10 @@ func (e *env) ratchetLogs() string {
 		}
 		fmt.Fprintf(&b, "--- ratchet log of %s\n%s\n", n.Name, data)
 	}
+	ctx, cancel := e.ctx(30 * time.Second)
+	defer cancel()
+	out, err := e.c.Kubectl(ctx, "-n", agentNamespace, "logs", "-l", agentSelector, "--prefix", "--tail=30")
+	fmt.Fprintf(&b, "--- agent pods' logs (%v)\n%s\n", err, out)
 	return b.String()
 }
 
