@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -435,4 +436,49 @@ func TestDelegateChainDelWithOnlyTheCache(t *testing.T) {
 		t.Fatalf("DEL: %v", err)
 	}
 	f.assertChainClean(pod)
+}
+
+// At cniVersion 1.1.0 STATUS and GC run through the plugins of the chains
+// (bridge's STATUS asks host-local; the reference bridge, ptp and portmap
+// have no GC of their own, so the valid attachments each plugin gets are
+// checked by the delegation package's tests): GC deletes the stale pod's
+// chains, its DNAT rule and leases go, the kept pod's stay.
+func TestDelegateChainStatusAndGCAt110(t *testing.T) {
+	f := newFixture(t)
+	netconf := f.netconf("1.1.0", f.withChains)
+	conf := f.cni.Conf(t, netconf)
+	keep, drop := testenv.NewNS(t), testenv.NewNS(t)
+	rtKeep := testenv.Runtime(testenv.UniqueName("keep"), keep.Path(), "eth0")
+	rtDrop := testenv.Runtime(testenv.UniqueName("drop"), drop.Path(), "eth0")
+	ips := map[*libcni.RuntimeConf]string{}
+	for _, rt := range []*libcni.RuntimeConf{rtKeep, rtDrop} {
+		portMappings(rt, "tcp")
+		res, err := f.add(conf, rt)
+		if err != nil {
+			t.Fatalf("ADD %s: %v", rt.ContainerID, err)
+		}
+		ips[rt] = podIP(t, res)
+	}
+	list := f.cni.List(t, netconf)
+	if err := f.inHost(func() error { return f.cni.Client.GetStatusNetworkList(context.Background(), list) }); err != nil {
+		t.Fatalf("STATUS: %v", err)
+	}
+	args := &libcni.GCArgs{ValidAttachments: []types.GCAttachment{{ContainerID: rtKeep.ContainerID, IfName: "eth0"}}}
+	if err := f.inHost(func() error { return f.cni.Client.GCNetworkList(context.Background(), list, args) }); err != nil {
+		t.Fatalf("GC: %v", err)
+	}
+	if l := testenv.Leases(t, f.dataDir); len(l) != 2 {
+		t.Errorf("after GC want the kept pod's 2 leases, have %v", l)
+	}
+	rules := f.natRules()
+	if dnatTo(rules, ips[rtKeep]) == "" || dnatTo(rules, ips[rtDrop]) != "" {
+		t.Errorf("after GC want only the kept pod's DNAT rule (%s), have:\n%s", ips[rtKeep], rules)
+	}
+	if links := drop.Links(t); len(links) > 0 {
+		t.Errorf("links left in the dropped pod: %v", links)
+	}
+	if err := f.del(conf, rtKeep); err != nil {
+		t.Fatal(err)
+	}
+	f.assertChainClean(keep)
 }
