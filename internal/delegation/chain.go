@@ -2,6 +2,7 @@ package delegation
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -13,6 +14,7 @@ import (
 	"github.com/containernetworking/cni/libcni"
 	"github.com/containernetworking/cni/pkg/invoke"
 	"github.com/containernetworking/cni/pkg/types"
+	"github.com/containernetworking/cni/pkg/types/create"
 	"github.com/containernetworking/cni/pkg/version"
 
 	"github.com/ratchet-cni/ratchet/internal/config"
@@ -162,7 +164,8 @@ func (r *Runner) gcChain(ctx context.Context, i int, d config.Delegate, valid []
 // chainExec is the invoke.Exec libcni runs a chain's plugins with: each
 // plugin call gets the runtime's CNI_ARGS verbatim (libcni would rebuild
 // them from key/value pairs) and its own timeout, and is logged like a
-// single delegate's call. It remembers the plugin that failed.
+// single delegate's call; an ADD Result comes back at the chain's version.
+// It remembers the plugin that failed.
 type chainExec struct {
 	inner   invoke.Exec
 	args    string
@@ -191,12 +194,38 @@ func (e *chainExec) ExecPlugin(ctx context.Context, pluginPath string, stdin []b
 	}
 	start := time.Now()
 	out, err := e.inner.ExecPlugin(ctx, pluginPath, stdin, env)
+	if err == nil && op == "ADD" {
+		out, err = atConfVersion(stdin, out)
+	}
 	plugin := filepath.Base(pluginPath)
 	e.log.Debug("delegate", "delegateOp", op, "type", plugin, "chained", true, "delegateIfname", e.ifName, "took", time.Since(start), "err", err)
 	if err != nil {
 		e.fail(plugin)
 	}
 	return out, err
+}
+
+// atConfVersion converts a plugin's ADD Result to the version of the
+// netconf it was given (the chain's), when the plugin answered at another:
+// the next plugin gets it as prevResult, and the chain's Result is at the
+// chain's version.
+func atConfVersion(stdin, out []byte) ([]byte, error) {
+	var conf, res struct {
+		CNIVersion string `json:"cniVersion"`
+	}
+	if json.Unmarshal(stdin, &conf) != nil || json.Unmarshal(out, &res) != nil ||
+		res.CNIVersion == "" || res.CNIVersion == conf.CNIVersion {
+		return out, nil // invoke reports a Result it cannot decode
+	}
+	r, err := create.Create(res.CNIVersion, out)
+	if err != nil {
+		return nil, fmt.Errorf("decode %s result: %w", res.CNIVersion, err)
+	}
+	c, err := r.GetAsVersion(conf.CNIVersion)
+	if err != nil {
+		return nil, fmt.Errorf("convert %s result to the chain's %s: %w", res.CNIVersion, conf.CNIVersion, err)
+	}
+	return json.Marshal(c)
 }
 
 // FindInPath looks a plugin of the chain up in CNI_PATH.

@@ -165,6 +165,31 @@ func TestChainPluginsGetTheChainsVersionAndName(t *testing.T) {
 	}
 }
 
+// A plugin answering at another version than the chain's: the next plugin
+// still gets its prevResult at the chain's version.
+func TestChainConvertsResultsToTheChainsVersion(t *testing.T) {
+	ex := newFakeExec()
+	ex.results["bridge"] = result("0.3.1", chainIPs["bridge"])
+	r := newChainRunner(t, ex, "1.0.0")
+	ds := loadDelegates(t, chainNetconf, "eth0")
+	if _, err := r.Add(context.Background(), chainAttachment("c1"), "1.0.0", ds); err != nil {
+		t.Fatalf("Add: %v", err)
+	}
+	calls := ex.taken()
+	if len(calls) < 2 || calls[1].Plugin != "portmap" {
+		t.Fatalf("calls = %s", callNames(calls))
+	}
+	var prev struct {
+		CNIVersion string `json:"cniVersion"`
+	}
+	if err := json.Unmarshal(calls[1].Conf["prevResult"], &prev); err != nil || prev.CNIVersion != "1.0.0" {
+		t.Errorf("portmap's prevResult %s, want it at the chain's 1.0.0", calls[1].Conf["prevResult"])
+	}
+	if ip := calls[1].prevIP(t); ip != chainIPs["bridge"] {
+		t.Errorf("portmap's prevResult address %q, want bridge's", ip)
+	}
+}
+
 func TestChainAsSecondDelegateGetsNet1(t *testing.T) {
 	ex := newFakeExec()
 	r := newChainRunner(t, ex, "1.0.0")
