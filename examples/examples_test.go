@@ -3,6 +3,7 @@ package examples
 import (
 	"bytes"
 	"encoding/json"
+	"maps"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -108,13 +109,31 @@ func TestNetconfsLoad(t *testing.T) {
 	}
 }
 
+// wantCapabilities are the capabilities the example netconfs declare, so
+// that a runtime passes their runtimeConfig (pod annotations, hostPorts,
+// bandwidth) to ratchet, which passes each on to the plugins declaring it.
+var wantCapabilities = map[string]bool{"io.kubernetes.cri.pod-annotations": true, "portMappings": true, "bandwidth": true}
+
 func TestClusterNetconfDelegatesToFlannelAndReadsEtcd(t *testing.T) {
 	c, err := config.Load(readFile(t, "10-ratchet.conf"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	if master := c.Delegates[c.MasterIndex()]; master["type"] != "flannel" || master["masterplugin"] != true {
-		t.Errorf("master delegate %v, want flannel with masterplugin", master)
+	master := c.PrepDelegates("eth0")[c.MasterIndex()]
+	if !slices.Equal(master.Plugins, []string{"flannel", "portmap"}) || c.Delegates[c.MasterIndex()]["masterplugin"] != true {
+		t.Errorf("master delegate %v, want the chain flannel + portmap with masterplugin", c.Delegates[c.MasterIndex()])
+	}
+	var chain struct {
+		Plugins []struct {
+			Type         string          `json:"type"`
+			Capabilities map[string]bool `json:"capabilities"`
+		} `json:"plugins"`
+	}
+	if err := json.Unmarshal(master.Conf, &chain); err != nil || len(chain.Plugins) != 2 || !chain.Plugins[1].Capabilities["portMappings"] {
+		t.Errorf("portmap does not declare portMappings (%v): %s", err, master.Conf)
+	}
+	if !maps.Equal(c.Capabilities, wantCapabilities) {
+		t.Errorf("capabilities %v, want %v", c.Capabilities, wantCapabilities)
 	}
 	if !slices.Equal(c.Metadata, []string{"etcd"}) {
 		t.Errorf("metadata %v, want [etcd] (no Docker labels under containerd)", c.Metadata)
@@ -128,6 +147,9 @@ func TestClusterNetconfDelegatesToFlannelAndReadsEtcd(t *testing.T) {
 	}
 	if master := b.Delegates[b.MasterIndex()]; master["type"] != "bridge" {
 		t.Errorf("bridge variant's master delegate %v", master)
+	}
+	if !maps.Equal(b.Capabilities, wantCapabilities) {
+		t.Errorf("bridge variant's capabilities %v, want %v", b.Capabilities, wantCapabilities)
 	}
 	if !slices.Equal(b.Metadata, []string{"docker", "etcd"}) {
 		t.Errorf("bridge variant's metadata %v, want [docker etcd]", b.Metadata)

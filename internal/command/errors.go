@@ -40,6 +40,9 @@ func toCNIError(err error) *types.Error {
 		if err == error(derr) {
 			// One delegate failed: its details go in Details, not twice.
 			msg = fmt.Sprintf("delegate %d (%s on %s) %s: %s", derr.Index, derr.Type, derr.IfName, derr.Op, terr.Msg)
+			if derr.Plugin != "" {
+				msg = fmt.Sprintf("delegate %d (%s on %s) %s: %s: %s", derr.Index, derr.Type, derr.IfName, derr.Op, derr.Plugin, terr.Msg)
+			}
 		}
 		return types.NewError(terr.Code, msg, terr.Details)
 	}

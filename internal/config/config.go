@@ -28,6 +28,11 @@ const (
 	DefaultAgentSocket = "/run/ratchet/ratchetd.sock"
 )
 
+// MaxNetconfLen bounds a netconf, in bytes. The plugin hands its netconf
+// to the agent with every call, in a request the agent caps at 4 MiB, and
+// copies each delegate's netconf into the attachment's cache.
+const MaxNetconfLen = 1 << 20
+
 // Metadata source names accepted in "metadata".
 const (
 	SourceDocker = "docker"
@@ -137,6 +142,9 @@ func fieldErr(field, format string, a ...any) *Error {
 
 // Load parses and validates a netconf, applying defaults and legacy aliases.
 func Load(data []byte) (*NetConf, error) {
+	if len(data) > MaxNetconfLen {
+		return nil, fieldErr("netconf", "%d bytes, more than the limit of %d", len(data), MaxNetconfLen)
+	}
 	conf := &NetConf{}
 	dec := json.NewDecoder(bytes.NewReader(data))
 	if err := dec.Decode(conf); err != nil {

@@ -14,7 +14,11 @@ import (
 
 // Cache is what ratchet remembers of one attachment between ADD and DEL: the
 // delegates it ran (in order, with their interface names and netconfs) and,
-// once ADD has finished, each delegate's Result.
+// once ADD has finished, each delegate's Result. A chain's netconf holds
+// each of its plugins as it ran, runtimeConfig included, so that DEL needs
+// the current config for nothing; the prevResult its plugins get at DEL and
+// CHECK is the chain's Result that libcni cached under chains/ at ADD (a
+// chain whose ADD did not finish has none, and is deleted without one).
 type Cache struct {
 	ContainerID string            `json:"containerID"`
 	IfName      string            `json:"ifname"`

@@ -1,7 +1,9 @@
 // Package delegation runs ratchet's delegate plugins the way Multus does: the
 // master delegate on the runtime's interface, the others on net1, net2, …,
 // with a per-attachment cache written before the first delegate runs so that
-// DEL can undo everything in reverse order, even after a crash.
+// DEL can undo everything in reverse order, even after a crash. A delegate
+// may be a chain of plugins, which libcni runs with its rules for a network
+// configuration list (prevResult from plugin to plugin, DEL in reverse).
 package delegation
 
 import (
@@ -11,6 +13,7 @@ import (
 	"fmt"
 	"log/slog"
 	"path/filepath"
+	"strings"
 	"time"
 
 	"github.com/containernetworking/cni/pkg/invoke"
@@ -50,14 +53,21 @@ type Attachment struct {
 // Error is the failure of one delegate; Err keeps the delegate's own
 // *types.Error when it returned one.
 type Error struct {
-	Index  int
-	Type   string
+	Index int
+	// Type is the delegate's Type (for a chain, its plugins joined by "+").
+	Type string
+	// Plugin is, for a chain, the plugin of the chain that failed ("" when
+	// none did: the chain failed around its plugins).
+	Plugin string
 	IfName string
 	Op     string
 	Err    error
 }
 
 func (e *Error) Error() string {
+	if e.Plugin != "" && !strings.Contains(e.Err.Error(), `type="`+e.Plugin+`"`) { // libcni names it in ADD and DEL errors
+		return fmt.Sprintf("delegate %d (%s on %s) %s: plugin %s: %v", e.Index, e.Type, e.IfName, e.Op, e.Plugin, e.Err)
+	}
 	return fmt.Sprintf("delegate %d (%s on %s) %s: %v", e.Index, e.Type, e.IfName, e.Op, e.Err)
 }
 
@@ -145,6 +155,12 @@ func (r *Runner) Status(ctx context.Context, delegates []config.Delegate) error 
 	var errs []error
 	for i, d := range delegates {
 		if !atLeast(delegateVersion(d), "1.1.0") {
+			continue
+		}
+		if d.IsChain() {
+			if err := r.statusChain(ctx, i, d); err != nil {
+				errs = append(errs, err)
+			}
 			continue
 		}
 		if err := r.call(ctx, "STATUS", Attachment{}, d, d.Conf, nil); err != nil {

@@ -24,6 +24,7 @@ type execCall struct {
 	Command     string // CNI_COMMAND
 	IfName      string // CNI_IFNAME
 	ContainerID string // CNI_CONTAINERID
+	Args        string // CNI_ARGS
 	Conf        map[string]json.RawMessage
 }
 
@@ -56,11 +57,12 @@ type fakeExec struct {
 	calls   []execCall
 	results map[string]string // type → ADD Result JSON
 	fail    map[string]error  // "ADD bridge" → error
+	missing map[string]bool   // types FindInPath does not find
 	before  func(execCall)    // runs inside ExecPlugin, before answering
 }
 
 func newFakeExec() *fakeExec {
-	return &fakeExec{results: map[string]string{}, fail: map[string]error{}}
+	return &fakeExec{results: map[string]string{}, fail: map[string]error{}, missing: map[string]bool{}}
 }
 
 func (f *fakeExec) ExecPlugin(_ context.Context, path string, stdin []byte, environ []string) ([]byte, error) {
@@ -74,6 +76,8 @@ func (f *fakeExec) ExecPlugin(_ context.Context, path string, stdin []byte, envi
 			c.IfName = v
 		case "CNI_CONTAINERID":
 			c.ContainerID = v
+		case "CNI_ARGS":
+			c.Args = v
 		}
 	}
 	if err := json.Unmarshal(stdin, &c.Conf); err != nil {
@@ -101,6 +105,12 @@ func (f *fakeExec) ExecPlugin(_ context.Context, path string, stdin []byte, envi
 func (f *fakeExec) FindInPath(plugin string, paths []string) (string, error) {
 	if len(paths) == 0 {
 		return "", fmt.Errorf("fake: no CNI_PATH for %s", plugin)
+	}
+	f.mu.Lock()
+	missing := f.missing[plugin]
+	f.mu.Unlock()
+	if missing {
+		return "", fmt.Errorf("failed to find plugin %q in path %s", plugin, paths)
 	}
 	return filepath.Join(paths[0], plugin), nil
 }

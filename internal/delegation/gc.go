@@ -46,7 +46,8 @@ func (r *Runner) GC(ctx context.Context, valid []types.GCAttachment, delegates [
 	return removed, errors.Join(errs...)
 }
 
-// gcDelegates runs each 1.1.0 delegate's GC with its own valid attachments.
+// gcDelegates runs each 1.1.0 delegate's GC with its own valid attachments
+// (for a chain, each of its plugins').
 func (r *Runner) gcDelegates(ctx context.Context, valid []types.GCAttachment, delegates []config.Delegate) error {
 	var errs []error
 	for i, d := range delegates {
@@ -56,6 +57,12 @@ func (r *Runner) gcDelegates(ctx context.Context, valid []types.GCAttachment, de
 		own := make([]types.GCAttachment, 0, len(valid))
 		for _, v := range valid {
 			own = append(own, types.GCAttachment{ContainerID: v.ContainerID, IfName: r.delegateIfName(v, i, delegates)})
+		}
+		if d.IsChain() {
+			if err := r.gcChain(ctx, i, d, own); err != nil {
+				errs = append(errs, err)
+			}
+			continue
 		}
 		conf, err := withValidAttachments(d.Conf, own)
 		if err == nil {

@@ -43,11 +43,17 @@ func (r *Runner) Add(ctx context.Context, att Attachment, cniVersion string, del
 	var master types.Result
 	results := make([]json.RawMessage, 0, len(delegates))
 	for i, d := range delegates {
-		var res types.Result
-		if err := r.call(ctx, "ADD", att, d, d.Conf, &res); err != nil {
-			addErr := &Error{Index: i, Type: d.Type, IfName: d.IfName, Op: "ADD", Err: err}
+		res, err := r.addOne(ctx, i, att, d)
+		if err != nil {
 			cache.Results = results
-			return nil, r.rollback(ctx, att, cache, i, addErr)
+			n := i
+			if d.IsChain() {
+				// Plugins of the chain before the failed one are in place:
+				// DEL the whole chain, as a runtime does after libcni's
+				// AddNetworkList failed.
+				n = i + 1
+			}
+			return nil, r.rollback(ctx, att, cache, n, err)
 		}
 		raw, err := json.Marshal(res)
 		if err != nil {
@@ -70,6 +76,18 @@ func (r *Runner) Add(ctx context.Context, att Attachment, cniVersion string, del
 		return nil, r.rollback(ctx, att, cache, len(delegates), err)
 	}
 	return converted, nil
+}
+
+// addOne runs ADD of delegate i and returns its Result.
+func (r *Runner) addOne(ctx context.Context, i int, att Attachment, d config.Delegate) (types.Result, error) {
+	if d.IsChain() {
+		return r.addChain(ctx, i, att, d)
+	}
+	var res types.Result
+	if err := r.call(ctx, "ADD", att, d, d.Conf, &res); err != nil {
+		return nil, &Error{Index: i, Type: d.Type, IfName: d.IfName, Op: "ADD", Err: err}
+	}
+	return res, nil
 }
 
 // checkNotAttached returns ErrAttached when att has the cache of a
@@ -101,7 +119,9 @@ func (r *Runner) rollback(ctx context.Context, att Attachment, cache *Cache, n i
 // Del deletes the delegates of an attachment in reverse order, using the
 // cache written at ADD; a missing or corrupt cache falls back to fallback
 // (the current config). It goes on past failures and returns them joined;
-// the cache is removed only when every delegate's DEL succeeded.
+// the cache is removed only when every delegate's DEL succeeded. Within a
+// chain, the first failing plugin stops the chain's DEL (the CNI spec's
+// rule); the other delegates are still deleted.
 func (r *Runner) Del(ctx context.Context, att Attachment, fallback []config.Delegate) error {
 	cache, err := r.ReadCache(att.ContainerID, att.IfName)
 	if err != nil {
@@ -120,6 +140,12 @@ func (r *Runner) delAll(ctx context.Context, att Attachment, cache *Cache) error
 	var errs []error
 	for i := len(cache.Delegates) - 1; i >= 0; i-- {
 		d := cache.Delegates[i]
+		if d.IsChain() {
+			if err := r.delChain(ctx, i, att, d); err != nil {
+				errs = append(errs, err)
+			}
+			continue
+		}
 		conf, err := withPrevResult(d.Conf, resultAt(cache, i))
 		if err == nil {
 			err = r.call(ctx, "DEL", att, d, conf, nil)
@@ -140,7 +166,8 @@ func resultAt(c *Cache, i int) json.RawMessage {
 
 // Check runs each delegate's CHECK with the Result it returned at ADD as
 // prevResult. prev (the runtime's prevResult) stands in for the master's
-// when the cache has none.
+// when the cache has none. A chain's plugins get the chain's Result that
+// libcni cached at ADD.
 func (r *Runner) Check(ctx context.Context, att Attachment, prev json.RawMessage) error {
 	cache, err := r.ReadCache(att.ContainerID, att.IfName)
 	if err != nil {
@@ -148,6 +175,12 @@ func (r *Runner) Check(ctx context.Context, att Attachment, prev json.RawMessage
 	}
 	var errs []error
 	for i, d := range cache.Delegates {
+		if d.IsChain() {
+			if err := r.checkChain(ctx, i, att, d); err != nil {
+				errs = append(errs, err)
+			}
+			continue
+		}
 		p := resultAt(cache, i)
 		if p == nil && d.Master {
 			p = prev
