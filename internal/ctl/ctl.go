@@ -1,8 +1,9 @@
 // Package ctl is ratchetctl, the operator tool of ratchet's etcd state: it
-// shows pods and links (status, a Graphviz topology), writes example
-// announced records (populate, as the first ratchet's etcd_populator.sh),
-// and removes records (delete, gc) with the semantics of the plugin's DEL,
-// records only.
+// shows pods, links and agents (status, a Graphviz topology, agents),
+// writes example announced records (populate, as the first ratchet's
+// etcd_populator.sh), changes a link's impairment and admin state (link
+// set|clear|down|up, which the agents apply), and removes records (delete,
+// gc) with the semantics of the plugin's DEL, records only.
 package ctl
 
 import (
@@ -49,6 +50,8 @@ var commands = map[string]command{
 	"delete":   {"delete [-n NS] [--dry-run] POD | delete --all --yes", runDelete},
 	"gc":       {"gc [--host NAME] [-n NS] [--dry-run]", runGC},
 	"agents":   {"agents [-o table|json]", runAgents},
+	"link": {"link set NS/LINK [--end a|b] [--delay D] [--jitter D] [--loss P] [--rate R] [--corrupt P] [--duplicate P] [--reorder P]\n" +
+		"  ratchetctl [etcd flags] link clear NS/LINK [--end a|b] | link down NS/LINK | link up NS/LINK", runLink},
 }
 
 // usageError is a bad command line.
@@ -89,6 +92,7 @@ func Main(args []string, getenv func(string) string, stdout, stderr io.Writer) i
 // fail prints err and returns its exit code.
 func (a *app) fail(err error) int {
 	var ue *usageError
+	var ie *inputError
 	switch {
 	case err == nil:
 		return ExitOK
@@ -97,6 +101,9 @@ func (a *app) fail(err error) int {
 		return ExitOK
 	case errors.As(err, &ue), announce.IsInput(err), etcdflag.IsInput(err):
 		fmt.Fprintf(a.stderr, "ratchetctl: %v\n(see ratchetctl help)\n", err)
+		return ExitBadInput
+	case errors.As(err, &ie):
+		fmt.Fprintf(a.stderr, "ratchetctl: %v\n", err)
 		return ExitBadInput
 	}
 	fmt.Fprintf(a.stderr, "ratchetctl: %v\n", err)
@@ -155,7 +162,7 @@ func (a *app) connect(ctx context.Context) (store.Store, store.Keys, error) {
 
 // usage writes the help.
 func (a *app) usage(w io.Writer) {
-	fmt.Fprint(w, "ratchetctl inspects, populates and cleans ratchet's etcd state.\n\nUsage:\n")
+	fmt.Fprint(w, "ratchetctl inspects, populates, changes and cleans ratchet's etcd state.\n\nUsage:\n")
 	names := make([]string, 0, len(commands))
 	for n := range commands {
 		names = append(names, n)
@@ -173,9 +180,13 @@ func (a *app) usage(w io.Writer) {
 const helpText = `
 Commands:
   status    pods (container, host, age, links) and links (ends, state
-            pending/wired/failed, hosts, VNI, age, reason)
+            pending/wired/failed, admin up/down, hosts, VNI, age, reason,
+            each end's impairment and how its host applied it, e.g.
+            "a: loss 30% [bpf]; b: delay 50ms [not applied: …]")
   topology  a Graphviz graph: pods grouped by host, links coloured by state
-            (wired green, pending orange, failed red, announced gray);
+            (wired green, pending orange, failed red, announced gray),
+            labelled with their impairment (per direction when the ends
+            differ), dashed and labelled "admin down" when set down;
             render it with: ratchetctl topology | dot -Tsvg > links.svg
   populate  write example announced records: "primary" (primary-pod, in1
             192.168.2.100 -> pair-pod in2 192.168.2.101) and "pair" (its
@@ -193,8 +204,23 @@ Commands:
             does but keeping announced records; --dry-run only prints
   agents    the node agents (ratchetd) that announce themselves: host,
             underlay address, version, uptime, pods, links, pending links
+  link      change a link's record; the agents of both hosts apply it.
+            NS/LINK is the link ID as status prints it
+            (default/a.in1--b.in2; without NS/, -n or "default").
+            set: impair the egress of both ends, or with --end a|b of one
+            (a→b is a's egress). The flags given change only their fields
+            of each end's current impairment, the others are kept; an
+            empty or zero value (--loss 0, --delay "") removes a field.
+            Units: --delay/--jitter 20ms, 1.5ms, 250us; --loss, --corrupt,
+            --duplicate, --reorder 0.5% (0% to 100%); --rate 100mbit,
+            512kbit (bit, kbit, mbit, gbit; bps, kbps, … are bytes/s);
+            --jitter and --reorder need a delay. Set or cleared values are
+            kept: the pods' declarations no longer change them.
+            clear: remove the impairment of both ends (or --end a|b).
+            down: both ends lose carrier; up: they regain it.
 
-Exit codes: 0 done, 1 etcd unreachable or failing, 2 bad command line.
+Exit codes: 0 done, 1 etcd unreachable or failing, 2 bad command line
+(or an unknown link; nothing is written).
 
 Flags (every command; etcd flags also from ETCD_* variables):
 `

@@ -42,9 +42,10 @@ func (s *snapshot) announcedLinks(recorded []LinkStatus) []LinkStatus {
 				continue
 			}
 			have[pod.Namespace+"/"+id] = true
-			a := EndStatus{Pod: pod.Name, IfName: l.IfName, IP: l.IP}
-			b := EndStatus{Pod: l.Peer, IfName: l.PeerIfName, IP: l.PeerIP}
-			out = append(out, LinkStatus{ID: id, Namespace: pod.Namespace, A: a, B: b, State: stateAnnounced, MTU: l.MTU})
+			a := EndStatus{Pod: pod.Name, IfName: l.IfName, IP: l.IP, Netem: l.EndNetem(true)}
+			b := EndStatus{Pod: l.Peer, IfName: l.PeerIfName, IP: l.PeerIP, Netem: l.EndNetem(false)}
+			out = append(out, LinkStatus{ID: id, Namespace: pod.Namespace, A: a, B: b, State: stateAnnounced, MTU: l.MTU,
+				Admin: store.AdminUp})
 		}
 	}
 	return out
@@ -52,8 +53,9 @@ func (s *snapshot) announcedLinks(recorded []LinkStatus) []LinkStatus {
 
 // writeDOT prints a Graphviz graph of st: pods are nodes, grouped in one
 // cluster per host (pods without a record stand outside, dashed); links are
-// edges labelled with their ends, coloured by state (wired green, pending
-// orange, failed red, announced but not ADDed gray and dashed).
+// edges labelled with their ends and impairments, coloured by state (wired
+// green, pending orange, failed red, announced but not ADDed gray and
+// dashed); a link set down is dashed and labelled "admin down".
 func writeDOT(w io.Writer, st *Status, extra []LinkStatus) error {
 	var b strings.Builder
 	b.WriteString("graph ratchet {\n")
@@ -129,27 +131,76 @@ func dotNodes(st *Status, links []LinkStatus) map[string]dotNode {
 
 // dotEdge is a link as an edge.
 func dotEdge(l LinkStatus) string {
+	down := l.Admin == store.AdminDown
 	label := l.A.String() + "\n" + l.B.String() + "\n" + string(l.State)
 	if l.VNI != 0 {
 		label += fmt.Sprintf(" (vxlan %d)", l.VNI)
+	}
+	if down {
+		label += ", admin down"
+	}
+	for _, line := range dotImpairment(l) {
+		label += "\n" + line
 	}
 	color, ok := stateColor[l.State]
 	if !ok {
 		color = "black"
 	}
+	tips := []string{l.ID}
+	if l.Reason != "" {
+		tips = append(tips, l.Reason)
+	}
+	if down {
+		tips = append(tips, "admin down")
+	}
+	if t := impairmentText(l); t != "" {
+		tips = append(tips, "impairment "+t)
+	}
+	tooltip := strings.Join(tips, "; ")
 	attrs := []string{
 		"label=" + quote(label),
 		"color=" + color,
 		"fontcolor=" + color,
-		"tooltip=" + quote(strings.TrimSpace(l.ID+" "+l.Reason)),
+		"tooltip=" + quote(oneLine(tooltip)),
 	}
-	if l.State == stateAnnounced {
+	if l.State == stateAnnounced || down {
 		attrs = append(attrs, "style=dashed")
 	}
 	if l.State == store.LinkFailed {
 		attrs = append(attrs, "penwidth=2")
 	}
 	return quote(l.Namespace+"/"+l.A.Pod) + " -- " + quote(l.Namespace+"/"+l.B.Pod) + " [" + strings.Join(attrs, ", ") + "]"
+}
+
+// dotImpairment is an edge's impairment lines: one when both ends declare
+// the same ("loss 30% rate 1mbit"), else one per direction, an end's
+// egress being its direction ("a.in1 -> b.in2: loss 30%"); "(not all
+// applied)" marks an end whose host could not apply everything.
+func dotImpairment(l LinkStatus) []string {
+	partly := func(e EndStatus) string {
+		if strings.Contains(e.Applied, "not applied") {
+			return " (not all applied)"
+		}
+		return ""
+	}
+	declared := func(e EndStatus) bool { return e.Netem != nil && !e.Netem.IsZero() }
+	if !declared(l.A) && !declared(l.B) {
+		return nil
+	}
+	if sameSpec(l.A.Netem, l.B.Netem) {
+		p := partly(l.A)
+		if p == "" {
+			p = partly(l.B)
+		}
+		return []string{specText(l.A.Netem) + p}
+	}
+	var lines []string
+	for _, d := range []struct{ from, to EndStatus }{{l.A, l.B}, {l.B, l.A}} {
+		if declared(d.from) {
+			lines = append(lines, d.from.Pod+"."+d.from.IfName+" -> "+d.to.Pod+"."+d.to.IfName+": "+specText(d.from.Netem)+partly(d.from))
+		}
+	}
+	return lines
 }
 
 // quote makes s a DOT double-quoted string: '"' and '\' are escaped, a

@@ -11,6 +11,7 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/ratchet-cni/ratchet/internal/netem"
 	"github.com/ratchet-cni/ratchet/internal/store"
 )
 
@@ -53,6 +54,12 @@ type LinkStatus struct {
 	MTU      int       `json:"mtu,omitempty"`
 	Declarer string    `json:"declarer,omitempty"`
 	Updated  time.Time `json:"updated"`
+	// Admin is the administrative state, up or down (`ratchetctl link
+	// down|up`); never empty.
+	Admin string `json:"admin"`
+	// NetemSet: the ends' impairments were set at run time (`ratchetctl
+	// link set|clear`), the pods' declarations no longer change them.
+	NetemSet bool `json:"netemSet,omitempty"`
 }
 
 // EndStatus is one end of a link.
@@ -62,6 +69,12 @@ type EndStatus struct {
 	IP     string `json:"ip,omitempty"`
 	Host   string `json:"host,omitempty"`
 	Up     bool   `json:"up"`
+	// Netem is the impairment declared for this end's egress; nil for none.
+	Netem *netem.Spec `json:"netem,omitempty"`
+	// Applied is how the end's host applied it, as its agent wrote it:
+	// "netem", "tbf+bpf", "not applied: delay: kernel has no sch_netem", …;
+	// "" while nothing is in force.
+	Applied string `json:"applied,omitempty"`
 }
 
 // String formats the end as "pod:ifname ip".
@@ -123,7 +136,7 @@ func (s *snapshot) status() *Status {
 		r := e.Value
 		l := LinkStatus{
 			ID: r.ID, Namespace: r.Namespace, State: r.State, Reason: r.Reason, Kind: "veth", VNI: r.VNI,
-			MTU: r.MTU, Declarer: r.Declarer, Updated: r.Updated,
+			MTU: r.MTU, Declarer: r.Declarer, Updated: r.Updated, Admin: adminState(&r), NetemSet: r.NetemSet,
 			A: endStatus(r.A, pods[r.Namespace+"/"+r.A.Pod]), B: endStatus(r.B, pods[r.Namespace+"/"+r.B.Pod]),
 		}
 		if r.VNI != 0 {
@@ -168,7 +181,7 @@ func announcedName(key string) (ns, name string) {
 // endStatus is a link end with its host: the one recorded on the end, else
 // that of its pod's record.
 func endStatus(e store.LinkEnd, pod *PodStatus) EndStatus {
-	out := EndStatus{Pod: e.Pod, IfName: e.IfName, IP: e.IP, Host: e.Host, Up: e.Up}
+	out := EndStatus{Pod: e.Pod, IfName: e.IfName, IP: e.IP, Host: e.Host, Up: e.Up, Netem: e.Netem, Applied: e.Applied}
 	if out.Host == "" && pod != nil {
 		out.Host = pod.Host
 	}
@@ -195,16 +208,60 @@ func writeTable(w io.Writer, st *Status, now time.Time) error {
 			dash(p.Host), dash(p.HostAddress), age, p.Links, yesNo(p.Announced))
 	}
 	fmt.Fprintln(tw)
-	fmt.Fprintln(tw, "NAMESPACE\tLINK\tSTATE\tA\tHOST A\tB\tHOST B\tVNI\tAGE\tREASON")
+	fmt.Fprintln(tw, "NAMESPACE\tLINK\tSTATE\tADMIN\tA\tHOST A\tB\tHOST B\tVNI\tAGE\tREASON\tIMPAIRMENT")
 	for _, l := range st.Links {
 		vni := "-"
 		if l.VNI != 0 {
 			vni = strconv.FormatUint(uint64(l.VNI), 10)
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", l.Namespace, l.ID, l.State, l.A, dash(l.A.Host),
-			l.B, dash(l.B.Host), vni, humanAge(now.Sub(l.Updated)), dash(l.Reason))
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", l.Namespace, l.ID, l.State, dash(l.Admin),
+			l.A, dash(l.A.Host), l.B, dash(l.B.Host), vni, humanAge(now.Sub(l.Updated)), dash(oneLine(l.Reason)),
+			dash(impairmentText(l)))
 	}
 	return tw.Flush()
+}
+
+// impairmentText is a link's impairments and how they are applied,
+// compactly: "a: loss 30% rate 1mbit [tbf+bpf]; b: delay 50ms [not
+// applied: delay: kernel has no sch_netem]", one "a,b: …" when both ends
+// say the same; "" when no end declares or applies anything.
+func impairmentText(l LinkStatus) string {
+	a, b := endImpairment(l.A), endImpairment(l.B)
+	switch {
+	case a == "" && b == "":
+		return ""
+	case a == b:
+		return "a,b: " + a
+	case a == "":
+		return "b: " + b
+	case b == "":
+		return "a: " + a
+	}
+	return "a: " + a + "; b: " + b
+}
+
+// endImpairment is one end's declared impairment and, in brackets, how its
+// host applied it; "" for an end without either.
+func endImpairment(e EndStatus) string {
+	declared := e.Netem != nil && !e.Netem.IsZero()
+	switch {
+	case !declared && e.Applied == "":
+		return ""
+	case e.Applied == "":
+		return specText(e.Netem) + " [not applied yet]"
+	}
+	return specText(e.Netem) + " [" + oneLine(e.Applied) + "]"
+}
+
+// oneLine replaces the control characters of s, text from a record, so
+// that it stays on its table row.
+func oneLine(s string) string {
+	return strings.Map(func(r rune) rune {
+		if r < ' ' || r == 0x7f {
+			return ' '
+		}
+		return r
+	}, s)
 }
 
 // shortID is the first 12 characters of a container ID, as docker prints it.

@@ -1,5 +1,6 @@
 // Command ratchetctl inspects, populates and cleans ratchet's etcd state:
-// status, topology (Graphviz), populate, delete and gc. See
+// status, topology (Graphviz), agents, populate, link set|clear|down|up
+// (impairments and admin state), delete and gc. See
 // `ratchetctl help` and internal/ctl.
 package main
 

@@ -125,6 +125,28 @@ func TestStatusShowsPendingWiredAndFailedLinks(t *testing.T) {
 	if out := ratchetctl(t, c, "status", "-n", "elsewhere"); strings.Contains(out, "wired-a") {
 		t.Errorf("status -n elsewhere shows default's pods:\n%s", out)
 	}
+
+	// The ID status prints names the link for `link`.
+	name := links["wired-a"].Namespace + "/" + links["wired-a"].ID
+	ratchetctl(t, c, "link", "set", name, "--loss", "1%", "--end", "b")
+	ratchetctl(t, c, "link", "down", name)
+	st = ctl.Status{}
+	if err := json.Unmarshal([]byte(ratchetctl(t, c, "status", "-o", "json")), &st); err != nil {
+		t.Fatal(err)
+	}
+	for _, l := range st.Links {
+		switch {
+		case l.A.Pod == "wired-a" && (l.Admin != "down" || l.A.Netem != nil || l.B.Netem == nil || l.B.Netem.Loss != "1%"):
+			t.Errorf("wired link after link set and down: %+v", l)
+		case l.A.Pod != "wired-a" && (l.Admin != "up" || l.A.Netem != nil || l.B.Netem != nil):
+			t.Errorf("link %s changed: %+v", l.ID, l)
+		}
+	}
+	ratchetctl(t, c, "link", "up", name)
+	ratchetctl(t, c, "link", "clear", name)
+	if r := c.Link("wired-a", "w1", "wired-b", "w2"); r.IsDown() || r.B.Netem != nil || !r.NetemSet {
+		t.Errorf("wired link after up and clear: %+v", r)
+	}
 	for _, p := range pods {
 		p.MustDel()
 	}
@@ -320,7 +342,8 @@ func TestBadCommandLinesExitTwo(t *testing.T) {
 	env := testenv.EtcdEnv("http://127.0.0.1:9", "v3", "/x")
 	for _, args := range [][]string{
 		{}, {"frobnicate"}, {"status", "-o", "yaml"}, {"delete"}, {"delete", "--all"}, {"populate", "third"},
-		{"status", "--etcd-api", "v4"}, {"topology", "-o", "svg"},
+		{"status", "--etcd-api", "v4"}, {"topology", "-o", "svg"}, {"link"}, {"link", "flap", "default/a.in1--b.in2"},
+		{"link", "set", "default/a.in1--b.in2", "--loss", "abc"}, {"link", "down", "default/a.in1"},
 	} {
 		if code, _, errOut := testenv.RunEnv(t, env, bin, args...); code != 2 {
 			t.Errorf("ratchetctl %v: exit %d, want 2: %s", args, code, errOut)
