@@ -45,6 +45,7 @@ var RatchetPackages = []string{
 	"github.com/containernetworking/plugins/plugins/main/bridge",
 	"github.com/containernetworking/plugins/plugins/main/loopback",
 	"github.com/containernetworking/plugins/plugins/ipam/host-local",
+	"github.com/containernetworking/plugins/plugins/meta/portmap",
 }
 
 // busyboxPath is Debian's static busybox (package busybox-static).

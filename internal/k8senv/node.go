@@ -31,7 +31,7 @@ const (
 // NodePlugins are the CNI plugins every node has before ratchet is
 // installed: the reference plugins of go.mod (as a distribution package
 // would provide them) and the flannel plugin (as flannel's DaemonSet would).
-var NodePlugins = []string{"loopback", "bridge", "host-local", "flannel"}
+var NodePlugins = []string{"loopback", "bridge", "host-local", "portmap", "flannel"}
 
 // cgroupRoot is the node's kubelet cgroup root (one per node, so that two
 // kubelets on one machine never share a cgroup).

@@ -145,8 +145,10 @@ func (o *overlay) netconf(obj map[string]any) error {
 		return fmt.Errorf("netconf: %w", err)
 	}
 	conf["etcd"].(map[string]any)["endpoints"] = strings.Split(o.etcdEndpoints, ",")
+	// The master is a chain: flannel first, then portmap.
 	master := conf["delegates"].([]any)[0].(map[string]any)
-	master["delegate"].(map[string]any)["ipMasq"] = false
+	flannel := master["plugins"].([]any)[0].(map[string]any)
+	flannel["delegate"].(map[string]any)["ipMasq"] = false
 	b, _ := json.MarshalIndent(conf, "", "  ")
 	data["10-ratchet.conf"] = string(b) + "\n"
 	return nil
