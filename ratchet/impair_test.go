@@ -198,7 +198,32 @@ func TestImpairmentsAndLinkStateOnRealLinks(t *testing.T) {
 	if !testcluster.WaitFor(5*time.Second, func() bool { return xa.Ping("192.0.2.2") == nil }) {
 		t.Fatal("peer re-created on the survivor's host: no ping")
 	}
-	for _, p := range []*testcluster.Pod{xa, xb3, sa, sb} {
+	// The peer of the same-host veth goes away: sa keeps s1 (the veth's
+	// other end is parked on the host), without carrier; the peer back on
+	// the host gets that very veth, then one on the other host a vxlan.
+	before, err := wiring.Lookup(context.Background(), sa.Netns, "s1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	sb.MustDel()
+	if !testcluster.WaitFor(5*time.Second, func() bool { a, o := carrier(t, sa, "s1"); return !a && !o }) {
+		t.Fatal("the survivor's veth end is not kept down while its peer is gone")
+	}
+	sb2 := c.Hosts[0].NewPod("sb")
+	sb2.MustAdd()
+	if !testcluster.WaitFor(5*time.Second, func() bool { return sa.Ping("198.51.100.2") == nil }) {
+		t.Fatal("peer re-created on the same host: no ping")
+	}
+	if after, err := wiring.Lookup(context.Background(), sa.Netns, "s1"); err != nil || after.Index != before.Index {
+		t.Fatalf("the survivor's veth end was rebuilt (index %d, was %d; %v)", after.Index, before.Index, err)
+	}
+	sb2.MustDel()
+	sb3 := c.Hosts[1].NewPod("sb")
+	sb3.MustAdd()
+	if !testcluster.WaitFor(5*time.Second, func() bool { return sa.Ping("198.51.100.2") == nil }) {
+		t.Fatal("peer re-created on another host: no ping")
+	}
+	for _, p := range []*testcluster.Pod{xa, xb3, sa, sb3} {
 		p.MustDel()
 	}
 	c.AssertNothingLeft()

@@ -93,11 +93,21 @@ func (m *Manager) teardown(ctx context.Context, kv store.Store, st localState) e
 		return err
 	}
 	ids := v.linksOf(st.Name)
-	names := append([]string{}, st.IfNames...)
+	var parked map[string]bool
+	if current {
+		parked = m.parkVeths(ctx, v, st, ids)
+	}
+	var names []string
+	for _, name := range st.IfNames {
+		if !parked[name] {
+			names = append(names, name)
+		}
+	}
 	for _, id := range ids {
 		l, _ := v.link(id)
-		mine, _ := l.val.EndsOf(st.Name)
-		names = append(names, mine.IfName)
+		if mine, _ := l.val.EndsOf(st.Name); !parked[mine.IfName] {
+			names = append(names, mine.IfName)
+		}
 	}
 	m.removeLinks(ctx, st, names)
 	// Release the links unless a newer incarnation owns the pod's record
@@ -108,6 +118,10 @@ func (m *Manager) teardown(ctx context.Context, kv store.Store, st localState) e
 			l, _ := v.link(ids[i])
 			_, theirs := l.val.EndsOf(st.Name)
 			_, peerThere := v.pod(theirs.Pod)
+			if mine, _ := l.val.EndsOf(st.Name); parked[mine.IfName] {
+				_, err := store.ParkLink(ctx, kv, m.keys, st.Namespace, ids[i], st.Name, st.ContainerID)
+				return err
+			}
 			_, err := store.ReleaseLink(ctx, kv, m.keys, st.Namespace, ids[i], st.Name, st.ContainerID, peerThere)
 			return err
 		})
@@ -116,6 +130,31 @@ func (m *Manager) teardown(ctx context.Context, kv store.Store, st localState) e
 		}
 	}
 	return m.removeLocal(st.ContainerID)
+}
+
+// parkVeths parks the pod's ends of the wired same-host veths whose peer
+// stays (see wiring.Park), so that the peer keeps its interface, without
+// carrier, until this pod comes back. It returns the parked ends' names.
+func (m *Manager) parkVeths(ctx context.Context, v *view, st localState, ids []string) map[string]bool {
+	parked := map[string]bool{}
+	if !sameNetns(st.NetNS, st.NetnsInode) {
+		return parked
+	}
+	for _, id := range ids {
+		l, _ := v.link(id)
+		mine, theirs := l.val.EndsOf(st.Name)
+		peer, ok := v.pod(theirs.Pod)
+		if !ok || peer.val.Host != m.conf.Host.Name || l.val.VNI != 0 || !mine.Up || !theirs.Up || mine.ContainerID != st.ContainerID {
+			continue
+		}
+		if err := m.wire.Park(ctx, st.NetNS, mine.IfName, id); err != nil {
+			m.log.Warn("park the end of a veth whose peer stays; removing it", "link", id, "err", err)
+			continue
+		}
+		m.log.Info("parked a veth end: the peer keeps its interface, down", "link", id, "peer", podKey(peer.val.Namespace, peer.val.Name))
+		parked[mine.IfName] = true
+	}
+	return parked
 }
 
 // teardownView is the picture of the pod's links once its record (version

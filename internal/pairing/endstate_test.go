@@ -2,6 +2,7 @@ package pairing
 
 import (
 	"context"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -164,5 +165,44 @@ func TestSurvivorsEndIsParkedThenRepointedInPlace(t *testing.T) {
 	rec := h.waitState("primary-pod", "in1", "pair-pod", "in2", store.LinkWired)
 	if mine, _ := rec.EndsOf("primary-pod"); mine.Remote != hostAddr("h3") || mine.ContainerID != p.id {
 		t.Fatalf("survivor's end %+v, want remote h3 and the same container", mine)
+	}
+}
+
+// While the peer of a same-host veth is gone, its end is parked and the
+// survivor's interface stays (down); the peer's next incarnation on the
+// host gets the parked end back (no rebuild), and one on another host
+// gets a vxlan.
+func TestSurvivorsVethEndIsKeptWhileItsPeerIsAway(t *testing.T) {
+	h := newHarness(t)
+	p, q := addedSeedPair(t, h, "h1", "h1")
+	mustDel(t, h, q)
+	h.waitIface(p, "in1", "kept, down", func(i fakeIface) bool { return i.down && i.kind == "veth" })
+	h.wire.mu.Lock()
+	kept := h.wire.nets[p.netns]["in1"]
+	h.wire.mu.Unlock()
+	q2 := h.newPod("h1", "c-pair-2", q.labels)
+	mustAdd(t, h, q2)
+	h.waitIface(p, "in1", "up again", func(i fakeIface) bool { return !i.down })
+	h.wire.mu.Lock()
+	same, unparks := h.wire.nets[p.netns]["in1"] == kept, h.wire.unparks
+	h.wire.mu.Unlock()
+	if !same || unparks != 1 {
+		t.Fatalf("survivor's interface kept %v, unparks %d; want the same interface and one unpark", same, unparks)
+	}
+	if i, ok := h.wire.get(q2.netns, "in2"); !ok || i.down || !slices.Equal(i.addrs, []string{"192.168.2.101/24"}) {
+		t.Fatalf("the returning pod's end: %+v (%v)", i, ok)
+	}
+	h.waitState("primary-pod", "in1", "pair-pod", "in2", store.LinkWired)
+	mustDel(t, h, q2)
+	q3 := h.newPod("h2", "c-pair-3", q.labels)
+	mustAdd(t, h, q3)
+	h.waitIface(p, "in1", "a vxlan to h2, up", func(i fakeIface) bool { return i.kind == "vxlan" && !i.down })
+	mustDel(t, h, q3)
+	mustDel(t, h, p)
+	expectNothingLeft(t, h, p, q, q2, q3)
+	h.wire.mu.Lock()
+	defer h.wire.mu.Unlock()
+	if len(h.wire.parked) != 0 {
+		t.Fatalf("parked ends left: %v", h.wire.parked)
 	}
 }

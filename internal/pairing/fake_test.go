@@ -40,11 +40,15 @@ type fakeWire struct {
 	calls int
 	// failVeth, when set, fails every VethPair with it.
 	failVeth error
-	// repoints counts the vxlan ends re-pointed in place.
-	repoints int
+	// repoints counts the vxlan ends re-pointed in place, unparks the veth
+	// ends given back; parked are the parked veth ends by link.
+	repoints, unparks int
+	parked            map[string]*fakeIface
 }
 
-func newFakeWire() *fakeWire { return &fakeWire{nets: map[string]map[string]*fakeIface{}} }
+func newFakeWire() *fakeWire {
+	return &fakeWire{nets: map[string]map[string]*fakeIface{}, parked: map[string]*fakeIface{}}
+}
 
 // netns makes a new fake netns under dir.
 func (w *fakeWire) netns(dir, name string) string {
@@ -167,7 +171,10 @@ func (w *fakeWire) delLocked(netns, name string) {
 		return
 	}
 	delete(w.nets[netns], name)
-	if i.peerName != "" {
+	switch {
+	case i.peerNS == "" && i.peerName != "":
+		delete(w.parked, i.owner) // a veth whose other end is parked
+	case i.peerName != "":
 		delete(w.nets[i.peerNS], i.peerName)
 	}
 }
@@ -247,6 +254,52 @@ func (w *fakeWire) Repoint(_ context.Context, netns, name, owner string, remote 
 	}
 	i.remote = remote
 	w.repoints++
+	return nil
+}
+
+// Park moves a veth end to the fake host netns (the agent's) under its
+// parked name; its peer stays.
+func (w *fakeWire) Park(_ context.Context, netns, name, owner string) error {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	i, err := w.iface(netns, name)
+	if err != nil {
+		return err
+	}
+	if !i.ours || i.owner != owner || i.kind != "veth" {
+		return fmt.Errorf("%s: %w", name, wiring.ErrNotOwned)
+	}
+	delete(w.nets[netns], name)
+	i.down = true
+	w.parked[owner] = i
+	if peer, ok := w.nets[i.peerNS][i.peerName]; ok {
+		peer.peerNS, peer.peerName = "", wiring.ParkedName(owner)
+	}
+	return nil
+}
+
+// Unpark gives the parked end of ep.Owner to ep's netns.
+func (w *fakeWire) Unpark(_ context.Context, ep wiring.Endpoint) error {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	i, ok := w.parked[ep.Owner]
+	if !ok {
+		return fmt.Errorf("parked end of %s: %w", ep.Owner, wiring.ErrNotFound)
+	}
+	n, err := w.ns(ep.Netns)
+	if err != nil {
+		return err
+	}
+	if _, taken := n[ep.Name]; taken {
+		return fmt.Errorf("%s: %w", ep, wiring.ErrExists)
+	}
+	delete(w.parked, ep.Owner)
+	i.down, i.addrs = false, ep.Addresses
+	n[ep.Name] = i
+	if peer, ok := w.nets[i.peerNS][i.peerName]; ok {
+		peer.peerNS, peer.peerName = ep.Netns, ep.Name
+	}
+	w.unparks++
 	return nil
 }
 

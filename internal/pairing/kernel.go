@@ -30,6 +30,10 @@ type Wirer interface {
 	// Repoint points ratchet's vxlan end of link owner at another host, in
 	// place (see wiring.Repoint).
 	Repoint(ctx context.Context, netns, name, owner string, remote net.IP) error
+	// Park moves ratchet's veth end of link owner out of its pod into this
+	// host's netns (see wiring.Park); Unpark gives it to ep's pod.
+	Park(ctx context.Context, netns, name, owner string) error
+	Unpark(ctx context.Context, ep wiring.Endpoint) error
 	// SetAdmin sets ratchet's interface of link owner up or down.
 	SetAdmin(ctx context.Context, netns, name, owner string, up bool) error
 	// Impair puts s (nil: nothing) on the interface's egress, replacing
@@ -81,6 +85,14 @@ func (*kernel) Lookup(ctx context.Context, netns, name string) (*wiring.LinkInfo
 
 func (*kernel) Repoint(ctx context.Context, netns, name, owner string, remote net.IP) error {
 	return wiring.Repoint(ctx, netns, name, owner, remote)
+}
+
+func (*kernel) Park(ctx context.Context, netns, name, owner string) error {
+	return wiring.Park(ctx, netns, name, owner, wiring.SelfNetns)
+}
+
+func (*kernel) Unpark(ctx context.Context, ep wiring.Endpoint) error {
+	return wiring.Unpark(ctx, ep, wiring.SelfNetns)
 }
 
 func (*kernel) SetAdmin(ctx context.Context, netns, name, owner string, up bool) error {

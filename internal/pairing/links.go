@@ -289,8 +289,24 @@ func (m *Manager) claimEnds(ctx context.Context, kv store.Store, v *view, rec *s
 		}
 		m.log.Info("took over an interface end from a link no pod declares", "end", conflict.Pod+"."+conflict.IfName, "old", conflict.Owner)
 		v.dropLink(conflict.Owner)
+		m.removeEndsHere(ctx, v, &owner)
 	}
 	return nil, fmt.Errorf("claim the ends of %s: %w", rec.ID, store.ErrConflict)
+}
+
+// removeEndsHere removes the interfaces of link rec (its record is gone)
+// that its ends' pods on this host still hold, such as an end kept while
+// its peer was away (see parkVeths).
+func (m *Manager) removeEndsHere(ctx context.Context, v *view, rec *store.LinkRecord) {
+	for _, end := range []store.LinkEnd{rec.A, rec.B} {
+		p, ok := v.pod(end.Pod)
+		if !ok || p.val.Host != m.conf.Host.Name || !end.Up || end.ContainerID != p.val.ContainerID {
+			continue
+		}
+		if err := m.wire.Remove(ctx, p.val.Netns, end.IfName, rec.ID); err != nil {
+			m.log.Warn("remove an end of a link taken over", "link", rec.ID, "ifname", end.IfName, "err", err)
+		}
+	}
 }
 
 // linkDeclared reports whether either pod of rec still declares or expects

@@ -79,9 +79,14 @@ func TestSameHostPairWiresOneVethInEitherOrder(t *testing.T) {
 			}
 		}
 		mustDel(t, h, order[0])
-		if rec := h.link("primary-pod", "in1", "pair-pod", "in2"); rec.State != store.LinkPending || rec.A.Up || rec.B.Up {
-			t.Errorf("after one DEL the link is %+v, want pending with both ends down", rec)
+		// The survivor keeps its end (parked peer: down, same interface).
+		rec = h.link("primary-pod", "in1", "pair-pod", "in2")
+		gone, kept := rec.EndsOf(map[bool]string{true: "primary-pod", false: "pair-pod"}[primaryFirst])
+		if rec.State != store.LinkPending || gone.Up || !kept.Up {
+			t.Errorf("after one DEL the link is %+v, want pending with the survivor's end kept", rec)
 		}
+		survivor, ifname := order[1], kept.IfName
+		h.waitIface(survivor, ifname, "kept, down", func(i fakeIface) bool { return i.down })
 		mustDel(t, h, order[1])
 		mustDel(t, h, order[1]) // DEL twice is fine
 		expectNothingLeft(t, h, p, q)

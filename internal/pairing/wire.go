@@ -67,6 +67,31 @@ func (m *Manager) settleOne(ctx context.Context, kv store.Store, v *view, me *st
 	return stepPending, fmt.Errorf("link %s: too much contention on its record", id)
 }
 
+// unpark gives the end parked when one pod of the veth went away (see
+// wiring.Park) to that pod's new incarnation, when the other end still is
+// where the record says: the survivor keeps its interface. An error means
+// there is nothing to unpark: build the veth.
+func (m *Manager) unpark(ctx context.Context, rec *store.LinkRecord, me, peer *store.PodRecord, a, b wiring.Endpoint) error {
+	mine, theirs := rec.EndsOf(me.Name)
+	var ep wiring.Endpoint
+	switch {
+	case !mine.Up && theirs.Up && theirs.ContainerID == peer.ContainerID:
+		ep = a
+	case mine.Up && !theirs.Up && mine.ContainerID == me.ContainerID:
+		ep = b
+	default:
+		return wiring.ErrNotFound
+	}
+	m.ends.forget(ep.Netns, ep.Name)
+	err := m.wire.Unpark(ctx, ep)
+	if err == nil {
+		m.log.Info("unparked a veth end: the surviving end was kept", "link", rec.ID, "into", ep.Netns)
+	} else if !errors.Is(err, wiring.ErrNotFound) {
+		m.log.Warn("unpark a veth end; building the veth anew", "link", rec.ID, "err", err)
+	}
+	return err
+}
+
 // errPeerBusy: the reconcile loop leaves a veth alone while the peer pod
 // is being added or deleted, or when its record changed.
 var errPeerBusy = errors.New("peer pod busy or changed")
@@ -121,7 +146,10 @@ func (m *Manager) buildVeth(ctx context.Context, kv store.Store, v *view, me *st
 	mine, theirs := rec.EndsOf(me.Name)
 	a, b := endpoint(me.Netns, mine, &rec, rec.MTU), endpoint(peer.Netns, theirs, &rec, rec.MTU)
 	start := time.Now()
-	buildErr := m.build(ctx, a, b, func() error { return m.wire.VethPair(ctx, a, b) })
+	buildErr := m.unpark(ctx, &rec, me, &peer, a, b)
+	if buildErr != nil {
+		buildErr = m.build(ctx, a, b, func() error { return m.wire.VethPair(ctx, a, b) })
+	}
 	if buildErr != nil {
 		m.obs.WiringFailed(failureReason(buildErr))
 		buildErr = fmt.Errorf("veth to peer %s: %w", podKey(peer.Namespace, peer.Name), buildErr)

@@ -153,20 +153,33 @@ const (
 // set down and the link pending (a veth takes the peer's end along);
 // otherwise the link's record is deleted, with its end claims and VNI.
 func ReleaseLink(ctx context.Context, s Store, k Keys, ns, id, pod, containerID string, peerThere bool) (Release, error) {
-	mineOK := func(r *LinkRecord) bool {
-		mine, _ := r.EndsOf(pod)
-		return containerID == "" || mine.ContainerID == "" || mine.ContainerID == containerID
-	}
 	if !peerThere {
-		return DeleteLink(ctx, s, k, ns, id, func(r *LinkRecord) bool { return !mineOK(r) })
+		return DeleteLink(ctx, s, k, ns, id, func(r *LinkRecord) bool { return !endOf(r, pod, containerID) })
 	}
+	return release(ctx, s, k, ns, id, pod, containerID, false)
+}
+
+// ParkLink is ReleaseLink for a same-host veth whose departing end was
+// parked (see wiring.Park): the peer's end stays up in its pod, and the
+// link waits for the pod to come back.
+func ParkLink(ctx context.Context, s Store, k Keys, ns, id, pod, containerID string) (Release, error) {
+	return release(ctx, s, k, ns, id, pod, containerID, true)
+}
+
+// endOf reports whether pod's end of r is containerID's ("" matches any).
+func endOf(r *LinkRecord, pod, containerID string) bool {
+	mine, _ := r.EndsOf(pod)
+	return containerID == "" || mine.ContainerID == "" || mine.ContainerID == containerID
+}
+
+func release(ctx context.Context, s Store, k Keys, ns, id, pod, containerID string, parked bool) (Release, error) {
 	_, _, err := Update(ctx, s, k.Link(ns, id), func(r *LinkRecord) error {
-		if !mineOK(r) {
+		if !endOf(r, pod, containerID) {
 			return ErrUnchanged
 		}
 		mine, theirs := r.EndsOf(pod)
-		mine.Up, mine.ContainerID, mine.Remote = false, "", ""
-		if r.VNI == 0 {
+		mine.Up, mine.ContainerID, mine.Remote, mine.Applied = false, "", "", ""
+		if r.VNI == 0 && !parked {
 			theirs.Up = false // the veth went with this end
 		}
 		if r.Builder == containerID || containerID == "" {

@@ -19,15 +19,9 @@ func SetAdmin(ctx context.Context, netnsPath, ifname, owner string, up bool) err
 		return fmt.Errorf("set %s up/down: %w", ifname, err)
 	}
 	defer c.Close()
-	l, err := c.h.LinkByName(ifname)
+	l, err := ownedLink(c, ifname, owner)
 	if err != nil {
-		if isLinkNotFound(err) {
-			return fmt.Errorf("%s in netns %s: %w", ifname, netnsPath, ErrNotFound)
-		}
-		return fmt.Errorf("find %s in netns %s: %w", ifname, netnsPath, err)
-	}
-	if info := linkInfo(l, nil); !info.Ours || OwnerAlias(info.Owner) != OwnerAlias(owner) {
-		return fmt.Errorf("%s in netns %s is %s: %w", ifname, netnsPath, Holder(info), ErrNotOwned)
+		return err
 	}
 	if up {
 		err = c.h.LinkSetUp(l)

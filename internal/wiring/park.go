@@ -1,0 +1,128 @@
+package wiring
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+
+	"github.com/vishvananda/netlink"
+)
+
+// SelfNetns is the network namespace of the calling process (the node
+// agent's: its host's), for Park and Unpark.
+const SelfNetns = "/proc/self/ns/net"
+
+// ParkedName is the name the parked veth end of link owner carries in the
+// host netns: "rpk" and 12 hex digits of the owner's hash (15 bytes).
+func ParkedName(owner string) string {
+	sum := sha256.Sum256([]byte(owner))
+	return "rpk" + hex.EncodeToString(sum[:])[:12]
+}
+
+// Park keeps a same-host veth alive when one of its pods goes away: it
+// moves ratchet's end ifname of link owner out of the netns at netnsPath
+// into hostNetns, down and renamed ParkedName(owner). The other end stays
+// in its pod, without carrier, with its name and addresses, until Unpark
+// gives the parked end to the peer's next incarnation (or the other end's
+// removal takes it along). A missing end is ErrNotFound, another owner's
+// ErrNotOwned, a non-veth ErrInvalid.
+func Park(ctx context.Context, netnsPath, ifname, owner, hostNetns string) error {
+	if err := ValidateName(ifname); err != nil {
+		return fmt.Errorf("park %s: %w", ifname, err)
+	}
+	pod, err := openNS(ctx, netnsPath)
+	if err != nil {
+		return fmt.Errorf("park %s: %w", ifname, err)
+	}
+	defer pod.Close()
+	host, err := openNS(ctx, hostNetns)
+	if err != nil {
+		return fmt.Errorf("park %s: %w", ifname, err)
+	}
+	defer host.Close()
+	l, err := ownedLink(pod, ifname, owner)
+	if err != nil {
+		return fmt.Errorf("park: %w", err)
+	}
+	if _, ok := l.(*netlink.Veth); !ok {
+		return fmt.Errorf("park %s in netns %s: a %s, not a veth: %w", ifname, netnsPath, l.Type(), ErrInvalid)
+	}
+	parked := ParkedName(owner)
+	if old, err := ownedLink(host, parked, owner); err == nil {
+		if err := host.h.LinkDel(old); err != nil && !isLinkNotFound(err) {
+			return fmt.Errorf("park %s: remove a stale %s: %w", ifname, parked, err)
+		}
+	}
+	if err := pod.h.LinkSetDown(l); err != nil {
+		return fmt.Errorf("park %s: set down: %w", ifname, err)
+	}
+	if err := pod.h.LinkSetName(l, parked); err != nil {
+		return fmt.Errorf("park %s: rename to %s: %w", ifname, parked, err)
+	}
+	if err := pod.h.LinkSetNsFd(l, int(host.fd())); err != nil {
+		return fmt.Errorf("park %s: move to %s: %w", ifname, hostNetns, err)
+	}
+	return nil
+}
+
+// Unpark gives the parked end of link ep.Owner (see Park) to the netns of
+// ep: moved there, addressed, renamed ep.Name and brought up; the veth's
+// other end gets carrier back. ErrNotFound when nothing is parked for the
+// link. On failure the end is removed (and the veth with it): the caller
+// builds the link anew.
+func Unpark(ctx context.Context, ep Endpoint, hostNetns string) (err error) {
+	addrs, err := ep.parse()
+	if err != nil {
+		return fmt.Errorf("unpark: %w", err)
+	}
+	host, err := openNS(ctx, hostNetns)
+	if err != nil {
+		return fmt.Errorf("unpark %s: %w", ep, err)
+	}
+	defer host.Close()
+	parked := ParkedName(ep.Owner)
+	l, err := ownedLink(host, parked, ep.Owner)
+	if err != nil {
+		return fmt.Errorf("unpark %s: %w", ep, err)
+	}
+	pod, err := openNS(ctx, ep.Netns)
+	if err == nil {
+		defer pod.Close()
+		err = pod.checkFree(ep.Name)
+	}
+	if err != nil {
+		return fmt.Errorf("unpark %s: %w", ep, err)
+	}
+	if err := host.h.LinkSetNsFd(l, int(pod.fd())); err != nil {
+		return fmt.Errorf("unpark %s: move: %w", ep, err)
+	}
+	idx, err := indexOf(pod, parked)
+	if err != nil {
+		return fmt.Errorf("unpark %s: %w", ep, err)
+	}
+	if ep.MTU > 0 {
+		if err := pod.h.LinkSetMTU(&netlink.Device{LinkAttrs: netlink.LinkAttrs{Index: idx}}, ep.MTU); err != nil {
+			return joinRollback(fmt.Errorf("unpark %s: MTU: %w", ep, err), pod.deleteIndex(idx))
+		}
+	}
+	if err := configureEnd(ctx, pod, idx, parked, ep, addrs); err != nil {
+		return joinRollback(fmt.Errorf("unpark: %w", err), pod.deleteIndex(idx))
+	}
+	return nil
+}
+
+// ownedLink finds ratchet's interface name of link owner in c's netns.
+func ownedLink(c *nsConn, name, owner string) (netlink.Link, error) {
+	l, err := c.h.LinkByName(name)
+	if err != nil {
+		if isLinkNotFound(err) {
+			return nil, fmt.Errorf("%s in netns %s: %w", name, c.path, ErrNotFound)
+		}
+		return nil, fmt.Errorf("find %s in netns %s: %w", name, c.path, err)
+	}
+	if info := linkInfo(l, nil); !info.Ours || OwnerAlias(info.Owner) != OwnerAlias(owner) {
+		return nil, fmt.Errorf("%s in netns %s is %s: %w", name, c.path, Holder(info), ErrNotOwned)
+	}
+	return l, nil
+}
