@@ -29,7 +29,8 @@ var podSettings = []podSetting{
 	{"pair-name", "PAIR_NAME", metadata.KeyPairName, "the peer pod of the local/pair link"},
 	{"pair-ifname", "PAIR_IFNAME", metadata.KeyPairIfName, "the peer's end: interface"},
 	{"pair-ip", "PAIR_IP", metadata.KeyPairIP, "the peer's end: address"},
-	{"links", "LINKS", metadata.KeyLinks, `more links the pod declares, JSON as ratchet.links: [{"peer":..,"ifname":..,"ip":..,"peer_ifname":..,"peer_ip":..,"mtu":..}]`},
+	{"netem", "NETEM", metadata.KeyNetem, `impairment of both ends of the local/pair link, JSON as ratchet.netem: {"delay":"20ms","jitter":..,"loss":"0.5%","rate":"100mbit","corrupt":..,"duplicate":..,"reorder":..}`},
+	{"links", "LINKS", metadata.KeyLinks, `more links the pod declares, JSON as ratchet.links: [{"peer":..,"ifname":..,"ip":..,"peer_ifname":..,"peer_ip":..,"mtu":..,"netem":{..},"local_netem":{..},"peer_netem":{..}}]`},
 	{"target-pod", "TARGET_POD", metadata.KeyTargetPod, "kept in the record (ratchet.target_pod)"},
 	{"target-container", "TARGET_CONTAINER", metadata.KeyTargetContainer, "kept in the record (ratchet.target_container)"},
 	{"public-ip", "PUBLIC_IP", metadata.KeyPublicIP, "kept in the record (ratchet.public_ip)"},
@@ -50,14 +51,16 @@ type Options struct {
 }
 
 // fieldOf names a label key's setting in messages: "--local-ip/LOCAL_IP";
-// an entry of ratchet.links becomes "--links/LINKS[2].ip".
+// an entry of ratchet.links becomes "--links/LINKS[2].ip", a field of
+// ratchet.netem "--netem/NETEM.loss".
 func fieldOf(key string) string {
 	for _, s := range podSettings {
 		if key == s.key {
 			return "--" + s.flag + "/" + s.env
 		}
-		if rest, ok := strings.CutPrefix(key, s.key+"["); ok && s.key == metadata.KeyLinks {
-			return "--" + s.flag + "/" + s.env + "[" + rest
+		rest, ok := strings.CutPrefix(key, s.key)
+		if ok && (s.key == metadata.KeyLinks && strings.HasPrefix(rest, "[") || s.key == metadata.KeyNetem && strings.HasPrefix(rest, ".")) {
+			return "--" + s.flag + "/" + s.env + rest
 		}
 	}
 	return key

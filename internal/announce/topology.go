@@ -10,6 +10,7 @@ import (
 	yaml "go.yaml.in/yaml/v2"
 
 	"github.com/ratchet-cni/ratchet/internal/metadata"
+	"github.com/ratchet-cni/ratchet/internal/netem"
 )
 
 // Topology describes the pods of one namespace and the links between them,
@@ -23,19 +24,26 @@ import (
 //	    target_container: centosa # optional, kept in the record
 //	    public_ip: 1.1.1.1        # optional, kept in the record
 //	    links:                    # optional, as in ratchet.links: links this pod declares
-//	      - {peer: quagga-a, ifname: in1, ip: 192.0.2.1/30, peer_ifname: in1, peer_ip: 192.0.2.2/30, mtu: 1500}
+//	      - {peer: quagga-a, ifname: in1, ip: 192.0.2.1/30, peer_ifname: in1, peer_ip: 192.0.2.2/30, mtu: 1500,
+//	         netem: {loss: 1%}, local_netem: {delay: 10ms}, peer_netem: {rate: 10mbit}}  # optional impairments
 //	links:                        # each link once
 //	  - a: {pod: centosa,  ifname: in1, ip: 192.0.2.1/30}  # end a declares the link
 //	    b: {pod: quagga-a, ifname: in1, ip: 192.0.2.2/30}  # end b expects it
 //	    mtu: 1500                 # optional, 0 = default
+//	    netem: {loss: 1%, rate: 100mbit}  # optional: impairs the egress of both ends
+//	  - a: {pod: quagga-a, ifname: in2, netem: {delay: 10ms}}  # optional: a's egress only (replaces the link's netem there)
+//	    b: {pod: quagga-b, ifname: in1}
 //
 // Every pod named anywhere gets a record. The pod at end a declares the link
-// (the primary local_*/pair_* keys or ratchet.links); the pod at end b gets
-// it as its expected link. Labels can carry only one expected link, so a
+// (the primary local_*/pair_* keys or ratchet.links): a link's netem becomes
+// the entry's netem, a.netem its local_netem and b.netem its peer_netem; the
+// fields and units are netem.Spec's. The pod at end b gets the link as its
+// expected link (reversed: its own end local). Labels can carry only one
+// expected link, and of it neither MTU nor an impairment of one end, so a
 // pod at end b of several links carries the first only: ratchet's pairing
-// also finds the links that the other pods' records declare towards a pod.
-// A bare IP gets /24 (IPv4) or /64 (IPv6), as in labels. Unknown keys are
-// errors.
+// finds the links that the other pods' records declare towards a pod, as
+// they declare them. A bare IP gets /24 (IPv4) or /64 (IPv6), as in labels.
+// Unknown keys are errors, inside netem too.
 type Topology struct {
 	Namespace string     `yaml:"namespace,omitempty" json:"namespace,omitempty"`
 	Pods      []TopoPod  `yaml:"pods,omitempty" json:"pods,omitempty"`
@@ -52,27 +60,36 @@ type TopoPod struct {
 }
 
 // TopoPodLink is a link a TopoPod declares, as an entry of ratchet.links.
+// (netem.Spec's YAML keys are its field names in lower case, which are
+// its JSON names.)
 type TopoPodLink struct {
-	Peer       string `yaml:"peer" json:"peer"`
-	IfName     string `yaml:"ifname" json:"ifname"`
-	IP         string `yaml:"ip,omitempty" json:"ip,omitempty"`
-	PeerIfName string `yaml:"peer_ifname" json:"peer_ifname"`
-	PeerIP     string `yaml:"peer_ip,omitempty" json:"peer_ip,omitempty"`
-	MTU        int    `yaml:"mtu,omitempty" json:"mtu,omitempty"`
+	Peer       string      `yaml:"peer" json:"peer"`
+	IfName     string      `yaml:"ifname" json:"ifname"`
+	IP         string      `yaml:"ip,omitempty" json:"ip,omitempty"`
+	PeerIfName string      `yaml:"peer_ifname" json:"peer_ifname"`
+	PeerIP     string      `yaml:"peer_ip,omitempty" json:"peer_ip,omitempty"`
+	MTU        int         `yaml:"mtu,omitempty" json:"mtu,omitempty"`
+	Netem      *netem.Spec `yaml:"netem,omitempty" json:"netem,omitempty"`
+	LocalNetem *netem.Spec `yaml:"local_netem,omitempty" json:"local_netem,omitempty"`
+	PeerNetem  *netem.Spec `yaml:"peer_netem,omitempty" json:"peer_netem,omitempty"`
 }
 
-// TopoLink is a link of a Topology: A declares it, B expects it.
+// TopoLink is a link of a Topology: A declares it, B expects it. Netem
+// impairs the egress of both ends; an End's own Netem replaces it there.
 type TopoLink struct {
-	A   End `yaml:"a" json:"a"`
-	B   End `yaml:"b" json:"b"`
-	MTU int `yaml:"mtu,omitempty" json:"mtu,omitempty"`
+	A     End         `yaml:"a" json:"a"`
+	B     End         `yaml:"b" json:"b"`
+	MTU   int         `yaml:"mtu,omitempty" json:"mtu,omitempty"`
+	Netem *netem.Spec `yaml:"netem,omitempty" json:"netem,omitempty"`
 }
 
-// End is one end of a TopoLink.
+// End is one end of a TopoLink. Netem impairs this end's egress (one
+// direction of the link).
 type End struct {
-	Pod    string `yaml:"pod" json:"pod"`
-	IfName string `yaml:"ifname" json:"ifname"`
-	IP     string `yaml:"ip,omitempty" json:"ip,omitempty"`
+	Pod    string      `yaml:"pod" json:"pod"`
+	IfName string      `yaml:"ifname" json:"ifname"`
+	IP     string      `yaml:"ip,omitempty" json:"ip,omitempty"`
+	Netem  *netem.Spec `yaml:"netem,omitempty" json:"netem,omitempty"`
 }
 
 // ParseTopology decodes a topology (YAML or JSON); unknown and duplicate
@@ -116,6 +133,24 @@ type builder struct {
 // interface used by two links, a link whose ends clash. It returns one
 // record per pod, in the order the topology first names them.
 func (t *Topology) Records(master string) ([]Record, error) {
+	pods, err := t.pods(master)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]Record, 0, len(pods))
+	for _, p := range pods {
+		r, err := recordOf(p, master, nil)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, r)
+	}
+	return out, nil
+}
+
+// pods validates the topology and returns its pods, in the order it first
+// names them, each with the links it declares and expects.
+func (t *Topology) pods(master string) ([]*metadata.Pod, error) {
 	b := &builder{ns: t.Namespace, master: master, pods: map[string]*metadata.Pod{},
 		listed: map[string]string{}, ends: map[string]string{}}
 	if b.ns == "" {
@@ -131,19 +166,15 @@ func (t *Topology) Records(master string) ([]Record, error) {
 	}
 	for i, l := range t.Links {
 		f := endFields(fmt.Sprintf("links[%d]", i))
-		if err := b.link(f, l.A, l.B, l.MTU); err != nil {
+		if err := b.link(f, l); err != nil {
 			return nil, err
 		}
 	}
-	out := make([]Record, 0, len(b.order))
+	out := make([]*metadata.Pod, 0, len(b.order))
 	for _, name := range b.order {
 		p := b.pods[name]
 		p.Primary = len(p.Links) > 0
-		r, err := recordOf(p, master, nil)
-		if err != nil {
-			return nil, err
-		}
-		out = append(out, r)
+		out = append(out, p)
 	}
 	return out, nil
 }
@@ -172,9 +203,14 @@ func (b *builder) pod(i int, tp *TopoPod) error {
 	q.TargetPod, q.TargetContainer, q.PublicIP = p.TargetPod, p.TargetContainer, p.PublicIP
 	for j, l := range tp.Links {
 		f := endFields(fmt.Sprintf("%s.links[%d]", prefix, j))
-		f.aPod, f.aIf, f.aIP = prefix+".name", f.prefix+".ifname", f.prefix+".ip"
-		f.bPod, f.bIf, f.bIP = f.prefix+".peer", f.prefix+".peer_ifname", f.prefix+".peer_ip"
-		if err := b.link(f, End{Pod: tp.Name, IfName: l.IfName, IP: l.IP}, End{Pod: l.Peer, IfName: l.PeerIfName, IP: l.PeerIP}, l.MTU); err != nil {
+		f.aPod, f.aIf, f.aIP, f.aNetem = prefix+".name", f.prefix+".ifname", f.prefix+".ip", f.prefix+".local_netem"
+		f.bPod, f.bIf, f.bIP, f.bNetem = f.prefix+".peer", f.prefix+".peer_ifname", f.prefix+".peer_ip", f.prefix+".peer_netem"
+		tl := TopoLink{
+			A:   End{Pod: tp.Name, IfName: l.IfName, IP: l.IP, Netem: l.LocalNetem},
+			B:   End{Pod: l.Peer, IfName: l.PeerIfName, IP: l.PeerIP, Netem: l.PeerNetem},
+			MTU: l.MTU, Netem: l.Netem,
+		}
+		if err := b.link(f, tl); err != nil {
 			return err
 		}
 	}
@@ -183,37 +219,45 @@ func (b *builder) pod(i int, tp *TopoPod) error {
 
 // linkFields names the topology fields of one link's values.
 type linkFields struct {
-	prefix, aPod, aIf, aIP, bPod, bIf, bIP, mtu string
+	prefix, aPod, aIf, aIP, aNetem, bPod, bIf, bIP, bNetem, mtu, netem string
 }
 
 func endFields(prefix string) linkFields {
 	return linkFields{
-		prefix: prefix, aPod: prefix + ".a.pod", aIf: prefix + ".a.ifname", aIP: prefix + ".a.ip",
-		bPod: prefix + ".b.pod", bIf: prefix + ".b.ifname", bIP: prefix + ".b.ip", mtu: prefix + ".mtu",
+		prefix: prefix, aPod: prefix + ".a.pod", aIf: prefix + ".a.ifname", aIP: prefix + ".a.ip", aNetem: prefix + ".a.netem",
+		bPod: prefix + ".b.pod", bIf: prefix + ".b.ifname", bIP: prefix + ".b.ip", bNetem: prefix + ".b.netem",
+		mtu: prefix + ".mtu", netem: prefix + ".netem",
 	}
 }
 
+// entryNetem maps the impairments of ratchet.links[0] to their fields.
+func (f linkFields) entryNetem() map[string]string {
+	return map[string]string{"netem": f.netem, "local_netem": f.aNetem, "peer_netem": f.bNetem}
+}
+
 // link validates one link, checks it against the others, and records it:
-// declared by a's pod, expected by b's.
-func (b *builder) link(f linkFields, a, z End, mtu int) error {
-	l, err := b.parseLink(f, a, z, mtu)
+// declared by a's pod, expected (reversed) by b's.
+func (b *builder) link(f linkFields, tl TopoLink) error {
+	l, err := b.parseLink(f, tl)
 	if err != nil {
 		return err
 	}
-	if err := b.checkEnds(f, a, z); err != nil {
+	if err := b.checkEnds(f, tl.A, tl.B); err != nil {
 		return err
 	}
-	declarer, expecter := b.add(a.Pod), b.add(z.Pod)
+	declarer, expecter := b.add(tl.A.Pod), b.add(tl.B.Pod)
 	declarer.Links = append(declarer.Links, l)
-	rev := metadata.Link{Peer: a.Pod, IfName: l.PeerIfName, IP: l.PeerIP, PeerIfName: l.IfName, PeerIP: l.IP, MTU: l.MTU}
-	expecter.Expects = append(expecter.Expects, rev)
+	expecter.Expects = append(expecter.Expects, l.Reversed(tl.A.Pod))
 	return nil
 }
 
 // parseLink validates a link as the plugin validates an entry of
-// ratchet.links of a's pod, and returns it normalised.
-func (b *builder) parseLink(f linkFields, a, z End, mtu int) (metadata.Link, error) {
-	entry, err := json.Marshal([]metadata.Link{{Peer: z.Pod, IfName: a.IfName, IP: a.IP, PeerIfName: z.IfName, PeerIP: z.IP, MTU: mtu}})
+// ratchet.links of a's pod (a.netem its local_netem, b.netem its
+// peer_netem), and returns it normalised.
+func (b *builder) parseLink(f linkFields, tl TopoLink) (metadata.Link, error) {
+	a, z := tl.A, tl.B
+	entry, err := json.Marshal([]metadata.Link{{Peer: z.Pod, IfName: a.IfName, IP: a.IP, PeerIfName: z.IfName, PeerIP: z.IP, MTU: tl.MTU,
+		Netem: tl.Netem, LocalNetem: a.Netem, PeerNetem: z.Netem}})
 	if err != nil {
 		return metadata.Link{}, err
 	}
@@ -230,11 +274,24 @@ func (b *builder) parseLink(f linkFields, a, z End, mtu int) (metadata.Link, err
 		"ratchet.links[0].ifname": f.aIf, "ratchet.links[0].ip": f.aIP,
 		"ratchet.links[0].peer_ifname": f.bIf, "ratchet.links[0].peer_ip": f.bIP, "ratchet.links[0].mtu": f.mtu,
 	}
-	ie, ok := fromMetadataError(err, podName(b.ns, a.Pod), func(k string) string { return rename[k] }).(*InputError)
+	ie, ok := fromMetadataError(err, podName(b.ns, a.Pod), func(k string) string {
+		if r, ok := rename[k]; ok {
+			return r
+		}
+		// ratchet.links[0].netem[.field] and the like.
+		obj, field, _ := strings.Cut(strings.TrimPrefix(k, "ratchet.links[0]."), ".")
+		if r, ok := f.entryNetem()[obj]; ok {
+			if field != "" {
+				r += "." + field
+			}
+			return r
+		}
+		return k
+	}).(*InputError)
 	if !ok {
 		return metadata.Link{}, err
 	}
-	if ie.Field == f.bIf || ie.Field == f.bIP {
+	if ie.Field == f.bIf || ie.Field == f.bIP || ie.Field == f.bNetem || strings.HasPrefix(ie.Field, f.bNetem+".") {
 		ie.Pod = podName(b.ns, z.Pod)
 	}
 	ie.Reason = strings.ReplaceAll(ie.Reason, "ratchet.links[0].ip", f.aIP)

@@ -185,6 +185,15 @@ func FuzzTopology(f *testing.F) {
 	f.Add([]byte(chainYAML(f)))
 	f.Add([]byte("pods:\n  - name: x\n    links:\n      - {peer: y, ifname: a, peer_ifname: b, ip: 10.1.1.1}\n"))
 	f.Add([]byte(`{"links":[{"a":{"pod":"a","ifname":"x"},"b":{"pod":"b","ifname":"y"},"mtu":1500}]}`))
+	impaired, err := os.ReadFile(testenv.RepoFile(impairedPairFile))
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Add(impaired)
+	f.Add([]byte("links:\n  - a: {pod: x, ifname: a, netem: {delay: 1ms, jitter: 1us, reorder: 1%}}\n    b: {pod: y, ifname: b, netem: {}}\n    netem: {loss: 1%, rate: 1.5mbit, corrupt: 0.01%, duplicate: 100%}\n"))
+	f.Add([]byte("pods:\n  - name: x\n    links:\n      - {peer: y, ifname: a, peer_ifname: b, netem: {loss: 150%}, local_netem: {rate: 8bit}, peer_netem: {delay: 60s}}\n"))
+	f.Add([]byte("links:\n  - a: {pod: x, ifname: a}\n    b: {pod: y, ifname: b, netem: {lossy: 1%}}\n"))
+	f.Add([]byte(`{"links":[{"a":{"pod":"a","ifname":"x","netem":{"delay":"5µs"}},"b":{"pod":"b","ifname":"y"},"netem":{"rate":"1kbps"}}]}`))
 	f.Fuzz(func(t *testing.T, data []byte) {
 		topo, err := ParseTopology(data)
 		if err != nil {

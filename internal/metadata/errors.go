@@ -18,8 +18,10 @@ var ErrSourceUnavailable = errors.New("metadata source unavailable")
 const maxValueInMessage = 80
 
 // Error is a validation error of one metadata key. Key names the label, or
-// the entry and field of ratchet.links ("ratchet.links[2].ifname"); Value is
-// the offending value ("" for a missing key); Reason says what is wrong.
+// the entry and field of ratchet.links ("ratchet.links[2].ifname"), down to
+// an impairment's field ("ratchet.links[0].netem.loss", "ratchet.netem.rate");
+// Value is the offending value ("" for a missing key); Reason says what is
+// wrong.
 type Error struct {
 	Key    string
 	Value  string

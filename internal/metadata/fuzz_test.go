@@ -6,6 +6,8 @@ import (
 	"reflect"
 	"strings"
 	"testing"
+
+	"github.com/ratchet-cni/ratchet/internal/netem"
 )
 
 // FuzzParse feeds Parse arbitrary values of every key. Parse must not panic;
@@ -15,7 +17,7 @@ func FuzzParse(f *testing.F) {
 	p, q := primaryLabels(), pairLabels()
 	add := func(m map[string]string) {
 		f.Add(m[KeyPodName], m[KeyNamespace], m[KeyPrimary], m[KeyLocalIfName], m[KeyLocalIP],
-			m[KeyPairName], m[KeyPairIfName], m[KeyPairIP], m[KeyLinks], m[KeyPublicIP])
+			m[KeyPairName], m[KeyPairIfName], m[KeyPairIP], m[KeyLinks], m[KeyPublicIP], m[KeyNetem])
 	}
 	add(p)
 	add(q)
@@ -26,11 +28,20 @@ func FuzzParse(f *testing.F) {
 	add(with(q, KeyNamespace, "lab", KeyLocalIP, "fe80::1%eth0", KeyPublicIP, "::ffff:1.2.3.4"))
 	add(with(p, KeyLocalIfName, "in 1", KeyPairIP, "300.1.1.1", KeyPrimary, "yes"))
 	add(map[string]string{KeyPodName: "a", KeyLinks: `[{"peer":"b","ifname":"x","peer_ifname":"y","mtu":1e3}]`})
-	f.Fuzz(func(t *testing.T, name, ns, primary, localIf, localIP, pairName, pairIf, pairIP, links, publicIP string) {
+	for _, c := range netemSeeds {
+		add(with(p, KeyNetem, c))
+		add(with(q, KeyNetem, c))
+		add(with(p, KeyLinks, `[{"peer":"b","ifname":"x","peer_ifname":"y","netem":`+c+`}]`))
+		add(with(p, KeyLinks, `[{"peer":"b","ifname":"x","peer_ifname":"y","local_netem":`+c+`,"peer_netem":{"loss":"1%"}}]`))
+	}
+	add(with(p, KeyLinks, `[{"peer":"b","ifname":"x","peer_ifname":"y","netem":{"rate":"1gbit"},"local_netem":{},"peer_netem":null}]`))
+	add(map[string]string{KeyPodName: "a", KeyNetem: `{"delay":"1ms"}`})
+	f.Fuzz(func(t *testing.T, name, ns, primary, localIf, localIP, pairName, pairIf, pairIP, links, publicIP, netemSpec string) {
 		labels := map[string]string{
 			KeyRatchet: "true", KeyPodName: name, KeyNamespace: ns, KeyPrimary: primary,
 			KeyLocalIfName: localIf, KeyLocalIP: localIP, KeyPairName: pairName,
 			KeyPairIfName: pairIf, KeyPairIP: pairIP, KeyLinks: links, KeyPublicIP: publicIP,
+			KeyNetem: netemSpec,
 		}
 		pod, err := Parse(labels, master)
 		if err != nil {
@@ -75,6 +86,11 @@ func checkValidPod(t *testing.T, p *Pod) {
 		}
 		if l.MTU != 0 && (l.MTU < MinMTU || l.MTU > MaxMTU) {
 			t.Fatalf("MTU %d accepted", l.MTU)
+		}
+		for _, s := range []*netem.Spec{l.Netem, l.LocalNetem, l.PeerNetem} {
+			if s != nil && (s.IsZero() || s.Validate() != nil) {
+				t.Fatalf("impairment %+v accepted (a zero one must be nil)", *s)
+			}
 		}
 	}
 	for _, l := range p.Links {

@@ -17,10 +17,13 @@ import (
 // describe p, such that Parse(Labels(p), master) returns a Pod equal to p
 // for every p that Parse returned.
 //
-// A primary pod's first link goes to the local_*/pair_* keys unless it has an
-// MTU (those keys cannot say one); the other links go to ratchet.links. Only
-// a non-primary pod's first expected link can be written (in the
-// local_*/pair_* keys): Parse never returns more.
+// A primary pod's first link goes to the local_*/pair_* keys (its Netem to
+// ratchet.netem) unless it has an MTU or an impairment of one end (those
+// keys cannot say them); the other links go to ratchet.links. Only a
+// non-primary pod's first expected link can be written (in the
+// local_*/pair_* keys): Parse never returns more; of it, MTU and the
+// impairments are written only as far as those keys say them exactly (its
+// Netem when it has no impairment of one end), the rest is left out.
 func Labels(p *Pod) map[string]string {
 	if p == nil {
 		return nil
@@ -36,7 +39,7 @@ func Labels(p *Pod) map[string]string {
 	}
 	links := p.Links
 	switch {
-	case p.Primary && len(links) > 0 && links[0].MTU == 0:
+	case p.Primary && len(links) > 0 && pairKeysSay(links[0]):
 		setPairLabels(m, links[0])
 		links = links[1:]
 	case !p.Primary && len(p.Expects) > 0:
@@ -55,12 +58,23 @@ func Labels(p *Pod) map[string]string {
 	return m
 }
 
+// pairKeysSay reports whether the local_*/pair_* keys and ratchet.netem
+// describe l completely.
+func pairKeysSay(l Link) bool {
+	return l.MTU == 0 && l.LocalNetem == nil && l.PeerNetem == nil
+}
+
+// setPairLabels writes l to the local_*/pair_* keys, and its Netem to
+// ratchet.netem when that says the impairment of both ends exactly.
 func setPairLabels(m map[string]string, l Link) {
 	setNonEmpty(m, KeyPairName, l.Peer)
 	setNonEmpty(m, KeyLocalIfName, l.IfName)
 	setNonEmpty(m, KeyLocalIP, l.IP)
 	setNonEmpty(m, KeyPairIfName, l.PeerIfName)
 	setNonEmpty(m, KeyPairIP, l.PeerIP)
+	if l.Netem != nil && l.LocalNetem == nil && l.PeerNetem == nil {
+		m[KeyNetem] = marshalNetem(l.Netem)
+	}
 }
 
 func setNonEmpty(m map[string]string, key, value string) {

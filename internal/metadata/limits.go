@@ -25,10 +25,15 @@ const (
 	// pod record with that many links stays well under etcd's 1.5 MiB
 	// request limit).
 	MaxLinksLen = 512 << 10
+	// MaxNetemLen bounds the value of ratchet.netem, in bytes (a full
+	// impairment with every field at netem.MaxFieldLen takes about 340).
+	// An impairment inside ratchet.links is bounded by MaxLinksLen and
+	// its fields by netem.MaxFieldLen.
+	MaxNetemLen = 1 << 10
 )
 
-// checkSizes rejects a kept key or ratchet.links over its limit, naming
-// the key; it runs before anything is decoded.
+// checkSizes rejects a kept key, ratchet.links or ratchet.netem over its
+// limit, naming the key; it runs before anything is decoded.
 func checkSizes(labels map[string]string) error {
 	for _, k := range []string{KeyTargetPod, KeyTargetContainer, KeyPublicIP} {
 		if v := labels[k]; len(v) > MaxKeptLen {
@@ -37,6 +42,9 @@ func checkSizes(labels map[string]string) error {
 	}
 	if v := labels[KeyLinks]; len(v) > MaxLinksLen {
 		return invalid(KeyLinks, v, fmt.Sprintf("%d bytes, more than the limit of %d", len(v), MaxLinksLen))
+	}
+	if v := labels[KeyNetem]; len(v) > MaxNetemLen {
+		return invalid(KeyNetem, v, fmt.Sprintf("%d bytes, more than the limit of %d", len(v), MaxNetemLen))
 	}
 	return nil
 }

@@ -93,8 +93,8 @@ var pairKeys = linkKeys{
 	peerIP:     KeyPairIP,
 }
 
-// parsePairKeys turns the local_*/pair_* labels into the primary link (a
-// primary pod) or an expected link (a non-primary pod).
+// parsePairKeys turns the local_*/pair_* labels and ratchet.netem into the
+// primary link (a primary pod) or an expected link (a non-primary pod).
 func parsePairKeys(labels map[string]string, p *Pod, v *validator) error {
 	l := Link{
 		Peer:       labels[KeyPairName],
@@ -103,7 +103,11 @@ func parsePairKeys(labels map[string]string, p *Pod, v *validator) error {
 		PeerIfName: labels[KeyPairIfName],
 		PeerIP:     labels[KeyPairIP],
 	}
-	if l == (Link{}) {
+	spec, err := decodeNetem(KeyNetem, []byte(labels[KeyNetem]))
+	if err != nil {
+		return err
+	}
+	if l == (Link{}) && spec == nil {
 		return nil
 	}
 	with := "required with " + setPairKeys(labels)
@@ -115,10 +119,11 @@ func parsePairKeys(labels map[string]string, p *Pod, v *validator) error {
 	case p.Primary && l.PeerIfName == "":
 		return invalid(KeyPairIfName, "", with)
 	}
-	l, err := v.link(l, pairKeys, p.Primary)
+	l, err = v.link(l, pairKeys, p.Primary)
 	if err != nil {
 		return err
 	}
+	l.Netem = spec
 	if p.Primary {
 		p.Links = append(p.Links, l)
 	} else {
@@ -127,11 +132,11 @@ func parsePairKeys(labels map[string]string, p *Pod, v *validator) error {
 	return nil
 }
 
-// setPairKeys names the local_*/pair_* keys that are set (and a true
-// ratchet.primary), for the "required with" message.
+// setPairKeys names the local_*/pair_* keys and ratchet.netem that are set
+// (and a true ratchet.primary), for the "required with" message.
 func setPairKeys(labels map[string]string) string {
 	var set []string
-	for _, k := range []string{KeyPairName, KeyLocalIfName, KeyLocalIP, KeyPairIfName, KeyPairIP} {
+	for _, k := range []string{KeyPairName, KeyLocalIfName, KeyLocalIP, KeyPairIfName, KeyPairIP, KeyNetem} {
 		if labels[k] != "" {
 			set = append(set, k)
 		}
@@ -143,7 +148,8 @@ func setPairKeys(labels map[string]string) string {
 }
 
 // parseLinksKey decodes ratchet.links, a JSON array of links this pod
-// declares, and appends them to p.Links.
+// declares, and appends them to p.Links. Each entry is decoded strictly,
+// its impairments (netem, local_netem, peer_netem) too.
 func parseLinksKey(raw string, p *Pod, v *validator) error {
 	if raw == "" {
 		return nil
@@ -157,14 +163,17 @@ func parseLinksKey(raw string, p *Pod, v *validator) error {
 	}
 	for i, e := range entries {
 		prefix := fmt.Sprintf("%s[%d]", KeyLinks, i)
-		var l Link
+		var entry linkEntry
 		dec := json.NewDecoder(bytes.NewReader(e))
 		dec.DisallowUnknownFields()
-		if err := dec.Decode(&l); err != nil {
+		if err := dec.Decode(&entry); err != nil {
 			return invalid(prefix, string(e), "not a link: "+err.Error())
 		}
-		l, err := v.link(l, entryKeys(prefix), true)
+		l, err := v.link(entry.Link, entryKeys(prefix), true)
 		if err != nil {
+			return err
+		}
+		if err := entry.netems(prefix, &l); err != nil {
 			return err
 		}
 		p.Links = append(p.Links, l)

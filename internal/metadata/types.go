@@ -17,6 +17,7 @@ const (
 	KeyPairIfName      = "ratchet.pair_ifname"
 	KeyPairIP          = "ratchet.pair_ip"
 	KeyLinks           = "ratchet.links"
+	KeyNetem           = "ratchet.netem"
 	KeyTargetPod       = "ratchet.target_pod"
 	KeyTargetContainer = "ratchet.target_container"
 	KeyPublicIP        = "ratchet.public_ip"
