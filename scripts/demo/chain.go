@@ -137,20 +137,8 @@ func (d *demo) topology(ctx context.Context) error {
 
 func (d *demo) ping(ctx context.Context) error {
 	ns := func(name string) string { return fmt.Sprintf("rdemo-%s-%s", d.id, name) }
-	cmds := [][]string{
-		{"ip", "netns", "exec", ns("quagga-a"), "sysctl", "-qw", "net.ipv4.ip_forward=1"},
-		{"ip", "netns", "exec", ns("quagga-b"), "sysctl", "-qw", "net.ipv4.ip_forward=1"},
-		{"ip", "-n", ns("centosa"), "route", "add", "192.0.2.4/30", "via", "192.0.2.2"},
-		{"ip", "-n", ns("centosa"), "route", "add", "203.0.113.0/30", "via", "192.0.2.2"},
-		{"ip", "-n", ns("quagga-a"), "route", "add", "192.0.2.4/30", "via", "203.0.113.2"},
-		{"ip", "-n", ns("quagga-b"), "route", "add", "192.0.2.0/30", "via", "203.0.113.1"},
-		{"ip", "-n", ns("centosb"), "route", "add", "192.0.2.0/30", "via", "192.0.2.5"},
-		{"ip", "-n", ns("centosb"), "route", "add", "203.0.113.0/30", "via", "192.0.2.5"},
-	}
-	for _, c := range cmds {
-		if _, err := sh(ctx, nil, c[0], c[1:]...); err != nil {
-			return err
-		}
+	if err := d.routes(ctx); err != nil {
+		return err
 	}
 	out, err := sh(ctx, nil, "ip", "netns", "exec", ns("centosa"), "ping", "-c", "3", "-i", "0.2", "-W", "2", "192.0.2.6")
 	fmt.Print(indent(out))
@@ -160,6 +148,30 @@ func (d *demo) ping(ctx context.Context) error {
 	out, err = sh(ctx, nil, "ip", "netns", "exec", ns("centosa"), "ip", "route", "get", "192.0.2.6")
 	fmt.Print(indent("centosa → centosb goes " + out))
 	return err
+}
+
+// routes turns the routers on and gives each pod its static routes along
+// the chain (what a routing daemon in the routers would learn). A link
+// set down loses the routes through it, as on any router: routes puts
+// them back.
+func (d *demo) routes(ctx context.Context) error {
+	ns := func(name string) string { return fmt.Sprintf("rdemo-%s-%s", d.id, name) }
+	cmds := [][]string{
+		{"ip", "netns", "exec", ns("quagga-a"), "sysctl", "-qw", "net.ipv4.ip_forward=1"},
+		{"ip", "netns", "exec", ns("quagga-b"), "sysctl", "-qw", "net.ipv4.ip_forward=1"},
+		{"ip", "-n", ns("centosa"), "route", "replace", "192.0.2.4/30", "via", "192.0.2.2"},
+		{"ip", "-n", ns("centosa"), "route", "replace", "203.0.113.0/30", "via", "192.0.2.2"},
+		{"ip", "-n", ns("quagga-a"), "route", "replace", "192.0.2.4/30", "via", "203.0.113.2"},
+		{"ip", "-n", ns("quagga-b"), "route", "replace", "192.0.2.0/30", "via", "203.0.113.1"},
+		{"ip", "-n", ns("centosb"), "route", "replace", "192.0.2.0/30", "via", "192.0.2.5"},
+		{"ip", "-n", ns("centosb"), "route", "replace", "203.0.113.0/30", "via", "192.0.2.5"},
+	}
+	for _, c := range cmds {
+		if _, err := sh(ctx, nil, c[0], c[1:]...); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // recordsLeft counts the records under the prefix but the announcements.

@@ -2,7 +2,8 @@
 // two simulated hosts (network namespaces joined by an underlay), the first
 // ratchet's 4-pod router chain across them, announced with `announcer`,
 // each pod added through a real CNI client (cnitool), the state shown with
-// `ratchetctl`, a ping from one end of the chain to the other, then every
+// `ratchetctl`, a ping from one end of the chain to the other, the middle
+// link impaired, taken down and up with `ratchetctl link`, then every
 // pod deleted and the machine checked to be as it was. It cleans up also
 // when interrupted.
 package main
@@ -51,6 +52,8 @@ func (d *demo) run(ctx context.Context) error {
 		{"show the state (ratchetctl status)", d.status},
 		{"write the topology picture (ratchetctl topology -o dot)", d.topology},
 		{"route along the chain and ping centosa → centosb end to end", d.ping},
+		{"impair the cross-host link: loss, a rate limit, a delay (ratchetctl link set)", d.impair},
+		{"take the middle link down and up, clear its impairment (ratchetctl link down|up|clear)", d.linkDownUp},
 		{"delete every pod through cnitool", d.delPods},
 		{"show the state again (ratchetctl status)", d.status},
 	}
