@@ -208,7 +208,7 @@ func (d *demo) delPods(ctx context.Context) error {
 	// (<prefix>/agents/<host>) with them.
 	var left int
 	for deadline := time.Now().Add(20 * time.Second); ; time.Sleep(250 * time.Millisecond) {
-		if left, err = d.recordsLeft(ctx, kv); err != nil || left == 0 || time.Now().After(deadline) {
+		if left, err = d.recordsLeft(ctx, kv); err != nil || left == 0 && len(d.agents()) == 0 || time.Now().After(deadline) {
 			break
 		}
 	}
