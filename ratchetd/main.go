@@ -26,18 +26,35 @@ func main() {
 	logLevel := flag.String("log-level", "", "debug, info, warn or error (default: the netconf's)")
 	host := flag.String("host", "", "host name (default: the netconfs' host.name)")
 	onDemand := flag.Bool("on-demand", false, "exit when the host has no ratchet pods left")
+	metricsAddr := flag.String("metrics-address", defaultMetricsAddress,
+		"host:port serving /metrics and /healthz; empty: none (an on-demand agent serves none unless the flag is given)")
 	flag.Parse()
+	if *onDemand && !flagGiven("metrics-address") {
+		*metricsAddr = "" // several on-demand agents may share a netns: no port to fight over
+	}
 	log, closeLog := openLog(*netconf, *logFile, *logLevel)
 	defer closeLog()
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 	defer stop()
-	opts := agent.Options{Socket: *socket, Netconf: *netconf, Host: *host, OnDemand: *onDemand, Version: version(), Log: log}
+	opts := agent.Options{Socket: *socket, Netconf: *netconf, Host: *host, OnDemand: *onDemand, Version: version(), Log: log,
+		MetricsAddress: *metricsAddr}
 	if err := agent.Run(ctx, opts); err != nil {
 		log.Error("agent failed", "err", err)
 		fmt.Fprintln(os.Stderr, "ratchetd:", err)
 		closeLog()
 		os.Exit(1)
 	}
+}
+
+// defaultMetricsAddress is loopback only: exposing the metrics further is
+// the operator's choice.
+const defaultMetricsAddress = "127.0.0.1:9465"
+
+// flagGiven reports whether the command line set the flag.
+func flagGiven(name string) bool {
+	given := false
+	flag.Visit(func(f *flag.Flag) { given = given || f.Name == name })
+	return given
 }
 
 // openLog logs JSON to the flag's file, else the netconf's logFile, else

@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/ratchet-cni/ratchet/internal/agentapi"
+	"github.com/ratchet-cni/ratchet/internal/metrics"
 )
 
 // Options configure an agent.
@@ -36,6 +37,12 @@ type Options struct {
 	// Version is announced in etcd and answered to STATUS.
 	Version string
 	Log     *slog.Logger
+	// MetricsAddress is the TCP host:port of /metrics and /healthz; empty
+	// serves neither. One that cannot be bound is logged, not fatal.
+	MetricsAddress string
+	// MetricsBound, if set, is given the address metrics listen on (port
+	// 0 picks one).
+	MetricsBound func(net.Addr)
 }
 
 // Agent is a running node agent.
@@ -43,6 +50,7 @@ type Agent struct {
 	opts     Options
 	log      *slog.Logger
 	pairers  *pairers
+	metrics  *metrics.Metrics
 	started  time.Time
 	inflight atomic.Int64
 	lastReq  atomic.Int64 // unix nanoseconds
@@ -61,6 +69,9 @@ func Run(ctx context.Context, o Options) error {
 	if o.IdleGrace == 0 {
 		o.IdleGrace = 5 * time.Second
 	}
+	if err := checkMetricsAddress(o.MetricsAddress); err != nil {
+		return err
+	}
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	a := &Agent{opts: o, log: o.Log, started: time.Now(), ctx: ctx, stop: cancel}
@@ -70,7 +81,8 @@ func Run(ctx context.Context, o Options) error {
 		return err
 	}
 	defer release() // last: the next agent starts once everything has stopped
-	a.pairers = &pairers{byID: map[[32]byte]*pairer{}, log: o.Log, host: o.Host, run: a.runPairer}
+	a.metrics = metrics.New(a.links)
+	a.pairers = &pairers{byID: map[[32]byte]*pairer{}, log: o.Log, host: o.Host, run: a.runPairer, obs: a.metrics}
 	defer a.pairers.close()
 	if o.Netconf != "" {
 		if err := a.startConfig(o.Netconf); err != nil {
@@ -81,6 +93,7 @@ func Run(ctx context.Context, o Options) error {
 	}
 	srv := &http.Server{Handler: a.mux(), ReadHeaderTimeout: 5 * time.Second}
 	go func() { _ = srv.Serve(ln) }()
+	defer a.startMetrics()()
 	if o.OnDemand {
 		go a.exitWhenIdle(ctx, cancel)
 	}

@@ -33,6 +33,7 @@ type pairers struct {
 	log  *slog.Logger
 	host string
 	run  func(*pairer) // starts a new pairer's loops
+	obs  pairing.Observer
 }
 
 // identity is what makes two netconfs share a pairer: everything pairing
@@ -65,7 +66,7 @@ func (ps *pairers) get(raw []byte) (*pairer, error) {
 		return nil, fmt.Errorf("etcd: %w: %w", pairing.ErrBadConfig, err)
 	}
 	log := ps.log.With("etcdPrefix", conf.Etcd.Prefix)
-	p := &pairer{conf: conf, kv: kv, m: pairing.New(conf, log, pairing.Deps{Store: kv}), done: make(chan struct{})}
+	p := &pairer{conf: conf, kv: kv, m: pairing.New(conf, log, pairing.Deps{Store: kv, Observer: ps.obs}), done: make(chan struct{})}
 	p.follower = p.m.NewFollower()
 	ps.byID[id] = p
 	ps.run(p)

@@ -52,12 +52,14 @@ func (a *Agent) handle(op string, fn handler) http.HandlerFunc {
 			if op != "PING" {
 				log.Error("failed", "err", err, "code", aerr.Code, "took", time.Since(start))
 			}
+			a.metrics.ObserveCNI(op, time.Since(start), aerr.Code)
 			writeJSON(w, http.StatusInternalServerError, aerr)
 			return
 		}
 		if op != "PING" {
 			log.Debug("done", "took", time.Since(start))
 		}
+		a.metrics.ObserveCNI(op, time.Since(start), 0)
 		writeJSON(w, http.StatusOK, ans)
 	}
 }
