@@ -52,7 +52,7 @@ fuzz:
 # package against the same work done with `ip`, and cnitool over ratchet
 # against cnitool over bare bridge.
 bench: build
-	$(GO) test -run XXX -bench . -benchtime 1x -timeout 30m ./bench
+	$(GO) test -run XXX -bench . -benchtime 1x -timeout 60m ./bench
 	$(GO) test -run XXX -bench . -benchtime 200x ./internal/wiring
 	$(GO) test -run XXX -bench . -benchtime 1x ./ratchet
 

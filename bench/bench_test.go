@@ -28,7 +28,8 @@ func timeIt(fn func() error) (time.Duration, error) {
 
 // BenchmarkDelegation measures (1) a bare bridge + host-local ADD and DEL
 // against (2) ratchet's ADD and DEL of a non-ratchet pod with the same
-// master, interleaved in one run.
+// master, interleaved in one run. A first ratchet round, not counted,
+// starts the host's agent on demand.
 func BenchmarkDelegation(b *testing.B) {
 	for range b.N {
 		c := testcluster.New(b, "v3", 1)
@@ -36,9 +37,15 @@ func BenchmarkDelegation(b *testing.B) {
 		bare := c.CNI.Conf(b, bareConf(h))
 		pod := h.NewPod("plain")
 		pod.RT.Args = [][2]string{{"IgnoreUnknown", "1"}}
+		pod.MustAdd()
+		pod.MustDel()
 		var addBare, delBare, addRat, delRat []time.Duration
-		for range rounds {
-			for _, conf := range []*libcni.NetworkConfig{bare, pod.Conf} {
+		for i := range rounds {
+			order := []*libcni.NetworkConfig{bare, pod.Conf}
+			if i%2 == 1 {
+				order[0], order[1] = order[1], order[0]
+			}
+			for _, conf := range order {
 				a, err := timeIt(func() error {
 					return pod.InHost(func() error { _, err := c.CNI.Add(context.Background(), conf, pod.RT); return err })
 				})
@@ -65,8 +72,8 @@ func BenchmarkDelegation(b *testing.B) {
 		record(row{Order: 10, Name: "1. bare bridge ADD", Median: ms(mab), P95: ms(pab), N: rounds})
 		record(row{Order: 11, Name: "1. bare bridge DEL", Median: ms(mdb), P95: ms(pdb), N: rounds})
 		ra, rd := float64(mar)/float64(mab), float64(mdr)/float64(mdb)
-		record(row{Order: 20, Name: "2. ratchet ADD, non-ratchet pod", Median: ms(mar), P95: ms(par), Ratio: ra, Target: "≤ 1.15×", Met: met(ra <= 1.15), N: rounds})
-		record(row{Order: 21, Name: "2. ratchet DEL, non-ratchet pod", Median: ms(mdr), P95: ms(pdr), Ratio: rd, Target: "≤ 1.15×", Met: met(rd <= 1.15), N: rounds})
+		record(row{Order: 20, Name: "2. ratchet ADD, non-ratchet pod (thin plugin + agent)", Median: ms(mar), P95: ms(par), Ratio: ra, Target: "≤ 1.3×", Met: met(ra <= 1.3), N: rounds})
+		record(row{Order: 21, Name: "2. ratchet DEL, non-ratchet pod (thin plugin + agent)", Median: ms(mdr), P95: ms(pdr), Ratio: rd, Target: "≤ 1.3×", Met: met(rd <= 1.3), N: rounds})
 		c.AssertNothingLeft()
 	}
 }
@@ -119,7 +126,7 @@ func BenchmarkSameHostPair(b *testing.B) {
 		mu, pu := stats(linkUp)
 		r := float64(mp2) / float64(mb)
 		record(row{Order: 30, Name: "3. ratchet ADD completing a same-host pair", Median: ms(mp2), P95: ms(pp), Ratio: r, Target: "≤ 1.5×", Met: met(r <= 1.5), N: len(addPair)})
-		record(row{Order: 31, Name: "3. that ADD's start → both ends up", Median: ms(mu), P95: ms(pu), Target: "≤ 50 ms", Met: met(mu <= 50*time.Millisecond), N: len(linkUp)})
+		record(row{Order: 31, Name: "3. that ADD's start → both ends up", Median: ms(mu), P95: ms(pu), Target: "≤ 25 ms", Met: met(mu <= 25*time.Millisecond), N: len(linkUp)})
 		c.AssertNothingLeft()
 	}
 }
@@ -146,7 +153,8 @@ func netnsHandle(path string) (*netlink.Handle, error) {
 }
 
 // BenchmarkCrossHostCompletion measures (4) the time from the second side's
-// ADD return until the first side's agent has its vxlan end up.
+// ADD return until the first side's agent (a completer process before the
+// agent) has its vxlan end up.
 func BenchmarkCrossHostCompletion(b *testing.B) {
 	for range b.N {
 		c := testcluster.New(b, "v3", 2)
@@ -168,7 +176,7 @@ func BenchmarkCrossHostCompletion(b *testing.B) {
 			q.MustDel()
 		}
 		m, p95 := stats(lag)
-		record(row{Order: 40, Name: "4. cross-host: 2nd ADD return → 1st side's end up", Median: ms(m), P95: ms(p95), Target: "≤ 100 ms", Met: met(m <= 100*time.Millisecond), N: len(lag)})
+		record(row{Order: 40, Name: "4. cross-host: 2nd ADD return → 1st side's end up (by its agent)", Median: ms(m), P95: ms(p95), Target: "≤ 100 ms", Met: met(m <= 100*time.Millisecond), N: len(lag)})
 		c.AssertNothingLeft()
 	}
 }
