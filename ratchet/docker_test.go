@@ -42,8 +42,8 @@ func TestSeedPairFromDockerLabelsInBothOrders(t *testing.T) {
 				second.MustAdd()
 				assertSeedPairWired(t, a, b)
 				second.MustDel()
-				if first.HasLink(ifOf(first), "") {
-					t.Errorf("DEL of %s left the peer's end", second.Name)
+				if !first.EndParked(ifOf(first)) {
+					t.Errorf("DEL of %s: the peer's end is not kept without carrier", second.Name)
 				}
 				first.MustDel()
 				c.AssertNothingLeft()

@@ -48,8 +48,8 @@ func TestSameHostPairWiredInBothOrders(t *testing.T) {
 					t.Errorf("link record %+v, want wired veth", rec)
 				}
 				first.MustDel()
-				if second.HasLink(ifOf(second), "") {
-					t.Errorf("DEL of %s left the peer's end", first.Name)
+				if !second.EndParked(ifOf(second)) {
+					t.Errorf("DEL of %s: the peer's end is not kept without carrier", first.Name)
 				}
 				second.MustDel()
 				c.AssertNothingLeft()

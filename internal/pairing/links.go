@@ -367,11 +367,13 @@ func (m *Manager) dropUndeclared(ctx context.Context, kv store.Store, v *view, m
 		stale = append(stale, id)
 	}
 	return parallelCtx(ctx, len(stale), func(ctx context.Context, i int) error {
+		l, _ := v.link(stale[i])
 		if _, err := store.DeleteLink(ctx, kv, m.keys, v.ns, stale[i], func(*store.LinkRecord) bool { return false }); err != nil {
 			return err
 		}
 		m.log.Info("removed a link no pod declares any more", "link", stale[i])
 		v.dropLink(stale[i])
+		m.removeEndsHere(ctx, v, &l.val) // an end its peer kept
 		return nil
 	})
 }

@@ -329,10 +329,30 @@ func (m *Manager) buildVxlan(ctx context.Context, me, peer *store.PodRecord, min
 		VNI: int(rec.VNI), Remote: remote, Local: net.ParseIP(me.HostAddress),
 		Parent: m.conf.Host.Interface, Port: m.conf.Vxlan.Port,
 	}
+	if m.vxlanInPlace(ctx, ep, rec, remote) {
+		return nil // built by this pod's previous pass (its record write lost a race)
+	}
 	start := time.Now()
 	err := m.build(ctx, ep, wiring.Endpoint{}, func() error { return m.wire.Vxlan(ctx, ep, opts) })
 	m.log.Debug("vxlan", "link", rec.ID, "vni", rec.VNI, "remote", remote, "took", time.Since(start), "err", err)
 	return err
+}
+
+// vxlanInPlace reports whether the pod already has this very end: ratchet's
+// vxlan of this link with its VNI, remote, address and MTU. Rebuilding it
+// would only take it away for a moment (and lose the peer's first ARP).
+func (m *Manager) vxlanInPlace(ctx context.Context, ep wiring.Endpoint, rec store.LinkRecord, remote net.IP) bool {
+	info, err := m.wire.Lookup(ctx, ep.Netns, ep.Name)
+	if err != nil || !info.Ours || info.Owner != rec.ID || info.Kind != "vxlan" || info.VNI != int(rec.VNI) ||
+		!info.Remote.Equal(remote) || ep.MTU != 0 && info.MTU != ep.MTU {
+		return false
+	}
+	for _, a := range ep.Addresses {
+		if !info.HasAddress(a) {
+			return false
+		}
+	}
+	return true
 }
 
 // build runs fn. When a name is taken by a stale end of this very link (an

@@ -222,6 +222,13 @@ func (p *Pod) PingStats(addr string, count int, interval string) testenv.PingRes
 	return r
 }
 
+// EndParked reports whether the pod still has interface ifname, without
+// carrier: the end a link keeps while its peer pod is away.
+func (p *Pod) EndParked(ifname string) bool {
+	out, err := p.exec("ip", "-o", "link", "show", "dev", ifname)
+	return err == nil && strings.Contains(out, ifname) && !strings.Contains(out, "LOWER_UP")
+}
+
 // Ping pings addr from the pod.
 func (p *Pod) Ping(addr string) error {
 	_, err := p.exec("ping", "-c", "2", "-i", "0.2", "-W", "1", "-w", "3", addr)

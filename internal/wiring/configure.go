@@ -20,6 +20,14 @@ type beforeRenameKey struct{}
 // addressed. The caller deletes the link when this fails.
 func configureEnd(ctx context.Context, c *nsConn, index int, tmp string, ep Endpoint, addrs []*netlink.Addr) error {
 	link := &netlink.Device{LinkAttrs: netlink.LinkAttrs{Index: index, Name: tmp}}
+	if hasIPv4(addrs) {
+		// A gratuitous ARP when the end comes up updates the peer's
+		// neighbour entry at once (an end rebuilt for a re-created pod has
+		// a new MAC address; the peer would otherwise wait a second).
+		if err := c.setSysctl("ipv4", tmp, "arp_notify", "1"); err != nil {
+			return fmt.Errorf("configure %s: %w", ep, err)
+		}
+	}
 	if hasIPv6(addrs) {
 		if err := c.enableIPv6(tmp); err != nil {
 			return fmt.Errorf("configure %s: %w", ep, err)

@@ -138,3 +138,12 @@ func hasIPv6(addrs []*netlink.Addr) bool {
 	}
 	return false
 }
+
+func hasIPv4(addrs []*netlink.Addr) bool {
+	for _, a := range addrs {
+		if a.IP.To4() != nil {
+			return true
+		}
+	}
+	return false
+}

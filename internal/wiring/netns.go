@@ -126,19 +126,25 @@ func (c *nsConn) checkFree(name string) error {
 // under /proc/sys/net belong to the netns of the thread that opens them,
 // hence ns.Do.
 func (c *nsConn) enableIPv6(ifname string) error {
-	file := filepath.Join("/proc/sys/net/ipv6/conf", ifname, "disable_ipv6")
+	return c.setSysctl("ipv6", ifname, "disable_ipv6", "0")
+}
+
+// setSysctl sets net.<family>.conf.<ifname>.<key> to val in c's netns,
+// writing only when it differs.
+func (c *nsConn) setSysctl(family, ifname, key, val string) error {
+	file := filepath.Join("/proc/sys/net", family, "conf", ifname, key)
 	err := c.ns.Do(func(ns.NetNS) error {
 		cur, err := os.ReadFile(file)
 		if err != nil {
 			return err
 		}
-		if strings.TrimSpace(string(cur)) == "0" {
+		if strings.TrimSpace(string(cur)) == val {
 			return nil
 		}
-		return os.WriteFile(file, []byte("0"), 0o644)
+		return os.WriteFile(file, []byte(val), 0o644)
 	})
 	if err != nil {
-		return fmt.Errorf("enable IPv6 on %s in netns %s: %w", ifname, c.path, err)
+		return fmt.Errorf("set %s to %s on %s in netns %s: %w", key, val, ifname, c.path, err)
 	}
 	return nil
 }

@@ -2,6 +2,7 @@ package wiring
 
 import (
 	"fmt"
+	"strings"
 	"testing"
 
 	"github.com/ratchet-cni/ratchet/internal/testenv"
@@ -54,4 +55,21 @@ func TestVethPairWithinOneNetns(t *testing.T) {
 		t.Fatal(err)
 	}
 	requireLinks(t, n)
+}
+
+// An end with an IPv4 address announces itself when it comes up
+// (arp_notify), so a peer that knew an earlier end's MAC address is told
+// at once.
+func TestEndsAnnounceTheirAddressWhenUp(t *testing.T) {
+	na, nb := testenv.NewNS(t), testenv.NewNS(t)
+	a := Endpoint{Netns: na.Path(), Name: "in1", Owner: "a.in1--b.in1", Addresses: []string{"10.14.0.1/24"}}
+	b := Endpoint{Netns: nb.Path(), Name: "in1", Owner: "a.in1--b.in1", Addresses: []string{"10.14.0.2/24"}}
+	if err := VethPair(testCtx(t), a, b); err != nil {
+		t.Fatal(err)
+	}
+	for _, n := range []*testenv.NS{na, nb} {
+		if got := strings.TrimSpace(n.MustExec(t, "cat", "/proc/sys/net/ipv4/conf/in1/arp_notify")); got != "1" {
+			t.Errorf("arp_notify on in1 in %s = %s, want 1", n.Name, got)
+		}
+	}
 }
