@@ -71,6 +71,13 @@ func TestAgentRestartKeepsTheLinksItAdopts(t *testing.T) {
 func ifindex(t *testing.T, p *testcluster.Pod, ifname string) string {
 	t.Helper()
 	out := p.MustExec("ip", "-o", "link", "show", "dev", ifname)
-	idx, _, _ := strings.Cut(out, ":")
-	return idx
+	// ip may print a warning line first ("Error: Peer netns reference is
+	// invalid." for a vxlan whose socket netns it cannot name).
+	for _, line := range strings.Split(out, "\n") {
+		if idx, rest, ok := strings.Cut(line, ": "); ok && strings.HasPrefix(rest, ifname) {
+			return idx
+		}
+	}
+	t.Fatalf("no %s in %q", ifname, out)
+	return ""
 }
