@@ -12,6 +12,7 @@ import (
 
 	"github.com/ratchet-cni/ratchet/internal/metadata"
 	"github.com/ratchet-cni/ratchet/internal/store"
+	"github.com/ratchet-cni/ratchet/internal/wiring"
 )
 
 // Del undoes the pairing of a container: its link ends, its records. It is idempotent; a container ratchet never paired is a no-op
@@ -140,6 +141,7 @@ func (m *Manager) parkVeths(ctx context.Context, v *view, st localState, ids []s
 	if !sameNetns(st.NetNS, st.NetnsInode) {
 		return parked
 	}
+	var ends []wiring.ParkEnd
 	for _, id := range ids {
 		l, _ := v.link(id)
 		mine, theirs := l.val.EndsOf(st.Name)
@@ -147,13 +149,19 @@ func (m *Manager) parkVeths(ctx context.Context, v *view, st localState, ids []s
 		if !ok || peer.val.Host != m.conf.Host.Name || l.val.VNI != 0 || !mine.Up || !theirs.Up || mine.ContainerID != st.ContainerID {
 			continue
 		}
-		if err := m.wire.Park(ctx, st.NetNS, mine.IfName, id); err != nil {
-			m.log.Warn("park the end of a veth whose peer stays; removing it", "link", id, "err", err)
+		ends = append(ends, wiring.ParkEnd{Name: mine.IfName, Owner: id})
+	}
+	if len(ends) == 0 {
+		return parked
+	}
+	for i, err := range m.wire.Park(ctx, st.NetNS, ends) {
+		if err != nil {
+			m.log.Warn("park the end of a veth whose peer stays; removing it", "link", ends[i].Owner, "err", err)
 			continue
 		}
-		m.log.Info("parked a veth end: the peer keeps its interface, down", "link", id, "peer", podKey(peer.val.Namespace, peer.val.Name))
-		parked[mine.IfName] = true
+		parked[ends[i].Name] = true
 	}
+	m.log.Info("parked veth ends: their peers keep their interfaces, without carrier", "count", len(parked))
 	return parked
 }
 

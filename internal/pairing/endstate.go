@@ -78,12 +78,13 @@ func (e *endStates) forgetNetns(netns string) {
 }
 
 // wantedState is what the record asks of the end mine of link rec, whose
-// other end is theirs: down when the link is set down, or parked (down,
-// name and addresses kept) while the other end is not wired — its pod is
-// gone or being re-created — so that a router sees the link go down and
-// up, never the interface vanish.
+// other end is theirs: down when the link is set down, or, for a vxlan end,
+// while the other end is not wired (its pod is gone or being re-created:
+// the end is parked, name and addresses kept), so that a router sees the
+// link go down and up, never the interface vanish. A veth end whose other
+// end is parked has lost carrier already (its peer is down).
 func wantedState(rec *store.LinkRecord, mine, theirs *store.LinkEnd) endState {
-	s := endState{down: rec.IsDown() || !theirs.Up}
+	s := endState{down: rec.IsDown() || rec.VNI != 0 && !theirs.Up}
 	if mine.Netem != nil && !mine.Netem.IsZero() {
 		b, _ := json.Marshal(mine.Netem)
 		s.netem = string(b)
@@ -125,23 +126,31 @@ func (m *Manager) ensureOneEnd(ctx context.Context, kv store.Store, v *view, rec
 	defer unlock()
 	_, other := rec.EndsOf(p.Name)
 	want := wantedState(rec, end, other)
-	if got, ok := m.ends.get(p.Netns, end.IfName); ok && got == want {
+	got, known := m.ends.get(p.Netns, end.IfName)
+	if known && got == want {
 		return
 	}
 	log := m.log.With("link", rec.ID, "pod", podKey(p.Namespace, p.Name), "ifname", end.IfName)
-	if err := m.wire.SetAdmin(ctx, p.Netns, end.IfName, rec.ID, !want.down); err != nil {
-		if !errors.Is(err, wiring.ErrNotFound) && !errors.Is(err, wiring.ErrNetnsGone) {
-			log.Warn("set the link's admin state", "down", want.down, "err", err)
+	if !known || got.down != want.down {
+		if err := m.wire.SetAdmin(ctx, p.Netns, end.IfName, rec.ID, !want.down); err != nil {
+			if !errors.Is(err, wiring.ErrNotFound) && !errors.Is(err, wiring.ErrNetnsGone) {
+				log.Warn("set the link's admin state", "down", want.down, "err", err)
+			}
+			return // a missing end is rebuilt by the loop
 		}
-		return // a missing end is rebuilt by the loop
 	}
-	applied, err := m.wire.Impair(ctx, p.Netns, end.IfName, end.Netem)
+	applied := end.Applied
+	var err error
+	if !known || got.netem != want.netem {
+		applied, err = m.wire.Impair(ctx, p.Netns, end.IfName, end.Netem)
+	}
 	if err != nil {
 		log.Warn("impair the link end", "err", err)
 		applied = "not applied: " + err.Error()
+		m.ends.set(p.Netns, end.IfName, endState{down: want.down, netem: "?"}) // impairment unknown: try again
 	} else {
 		m.ends.set(p.Netns, end.IfName, want)
-		log.Info("link end state", "down", want.down, "netem", want.netem, "applied", applied)
+		log.Debug("link end state", "down", want.down, "netem", want.netem, "applied", applied)
 	}
 	if applied == end.Applied {
 		return

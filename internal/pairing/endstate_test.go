@@ -176,7 +176,7 @@ func TestSurvivorsVethEndIsKeptWhileItsPeerIsAway(t *testing.T) {
 	h := newHarness(t)
 	p, q := addedSeedPair(t, h, "h1", "h1")
 	mustDel(t, h, q)
-	h.waitIface(p, "in1", "kept, down", func(i fakeIface) bool { return i.down && i.kind == "veth" })
+	h.waitIface(p, "in1", "kept, its peer parked", func(i fakeIface) bool { return i.kind == "veth" && i.peerNS == "" })
 	h.wire.mu.Lock()
 	kept := h.wire.nets[p.netns]["in1"]
 	h.wire.mu.Unlock()

@@ -257,25 +257,30 @@ func (w *fakeWire) Repoint(_ context.Context, netns, name, owner string, remote 
 	return nil
 }
 
-// Park moves a veth end to the fake host netns (the agent's) under its
-// parked name; its peer stays.
-func (w *fakeWire) Park(_ context.Context, netns, name, owner string) error {
+// Park moves veth ends to the fake host netns (the agent's) under their
+// parked names; their peers stay.
+func (w *fakeWire) Park(_ context.Context, netns string, ends []wiring.ParkEnd) []error {
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	i, err := w.iface(netns, name)
-	if err != nil {
-		return err
+	errs := make([]error, len(ends))
+	for k, e := range ends {
+		i, err := w.iface(netns, e.Name)
+		if err != nil {
+			errs[k] = err
+			continue
+		}
+		if !i.ours || i.owner != e.Owner || i.kind != "veth" {
+			errs[k] = fmt.Errorf("%s: %w", e.Name, wiring.ErrNotOwned)
+			continue
+		}
+		delete(w.nets[netns], e.Name)
+		i.down = true
+		w.parked[e.Owner] = i
+		if peer, ok := w.nets[i.peerNS][i.peerName]; ok {
+			peer.peerNS, peer.peerName = "", wiring.ParkedName(e.Owner)
+		}
 	}
-	if !i.ours || i.owner != owner || i.kind != "veth" {
-		return fmt.Errorf("%s: %w", name, wiring.ErrNotOwned)
-	}
-	delete(w.nets[netns], name)
-	i.down = true
-	w.parked[owner] = i
-	if peer, ok := w.nets[i.peerNS][i.peerName]; ok {
-		peer.peerNS, peer.peerName = "", wiring.ParkedName(owner)
-	}
-	return nil
+	return errs
 }
 
 // Unpark gives the parked end of ep.Owner to ep's netns.

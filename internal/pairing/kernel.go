@@ -32,7 +32,7 @@ type Wirer interface {
 	Repoint(ctx context.Context, netns, name, owner string, remote net.IP) error
 	// Park moves ratchet's veth end of link owner out of its pod into this
 	// host's netns (see wiring.Park); Unpark gives it to ep's pod.
-	Park(ctx context.Context, netns, name, owner string) error
+	Park(ctx context.Context, netns string, ends []wiring.ParkEnd) []error
 	Unpark(ctx context.Context, ep wiring.Endpoint) error
 	// SetAdmin sets ratchet's interface of link owner up or down.
 	SetAdmin(ctx context.Context, netns, name, owner string, up bool) error
@@ -87,8 +87,8 @@ func (*kernel) Repoint(ctx context.Context, netns, name, owner string, remote ne
 	return wiring.Repoint(ctx, netns, name, owner, remote)
 }
 
-func (*kernel) Park(ctx context.Context, netns, name, owner string) error {
-	return wiring.Park(ctx, netns, name, owner, wiring.SelfNetns)
+func (*kernel) Park(ctx context.Context, netns string, ends []wiring.ParkEnd) []error {
+	return wiring.ParkAll(ctx, netns, wiring.SelfNetns, ends)
 }
 
 func (*kernel) Unpark(ctx context.Context, ep wiring.Endpoint) error {

@@ -86,7 +86,7 @@ func TestSameHostPairWiresOneVethInEitherOrder(t *testing.T) {
 			t.Errorf("after one DEL the link is %+v, want pending with the survivor's end kept", rec)
 		}
 		survivor, ifname := order[1], kept.IfName
-		h.waitIface(survivor, ifname, "kept, down", func(i fakeIface) bool { return i.down })
+		h.waitIface(survivor, ifname, "kept, its peer parked", func(i fakeIface) bool { return i.peerNS == "" && i.peerName != "" })
 		mustDel(t, h, order[1])
 		mustDel(t, h, order[1]) // DEL twice is fine
 		expectNothingLeft(t, h, p, q)

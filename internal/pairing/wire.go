@@ -360,9 +360,18 @@ func (m *Manager) vxlanInPlace(ctx context.Context, ep wiring.Endpoint, rec stor
 // more; any other holder of the name is a conflict, and stays untouched.
 func (m *Manager) build(ctx context.Context, a, b wiring.Endpoint, fn func() error) error {
 	for _, ep := range []wiring.Endpoint{a, b} {
-		m.ends.forget(ep.Netns, ep.Name) // built anew: no state on it yet
+		m.ends.forget(ep.Netns, ep.Name)
 	}
 	err := fn()
+	defer func() {
+		if err == nil { // built anew: up, nothing impairing it
+			for _, ep := range []wiring.Endpoint{a, b} {
+				if ep.Name != "" {
+					m.ends.set(ep.Netns, ep.Name, endState{})
+				}
+			}
+		}
+	}()
 	if !errors.Is(err, wiring.ErrExists) {
 		return err
 	}
@@ -381,7 +390,8 @@ func (m *Manager) build(ctx context.Context, a, b wiring.Endpoint, fn func() err
 			return fmt.Errorf("remove stale %s: %w", ep, err)
 		}
 	}
-	return fn()
+	err = fn()
+	return err
 }
 
 // setOutcome records the result of a build in the link's state.

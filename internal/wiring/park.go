@@ -28,25 +28,48 @@ func ParkedName(owner string) string {
 // removal takes it along). A missing end is ErrNotFound, another owner's
 // ErrNotOwned, a non-veth ErrInvalid.
 func Park(ctx context.Context, netnsPath, ifname, owner, hostNetns string) error {
-	if err := ValidateName(ifname); err != nil {
-		return fmt.Errorf("park %s: %w", ifname, err)
+	return ParkAll(ctx, netnsPath, hostNetns, []ParkEnd{{Name: ifname, Owner: owner}})[0]
+}
+
+// ParkEnd is one veth end for ParkAll: its name in the pod and its link.
+type ParkEnd struct{ Name, Owner string }
+
+// ParkAll parks several ends of one pod (see Park), opening each netns
+// once; it returns one error per end (nil: parked).
+func ParkAll(ctx context.Context, netnsPath, hostNetns string, ends []ParkEnd) []error {
+	errs := make([]error, len(ends))
+	fail := func(err error) []error {
+		for i := range errs {
+			errs[i] = err
+		}
+		return errs
 	}
 	pod, err := openNS(ctx, netnsPath)
 	if err != nil {
-		return fmt.Errorf("park %s: %w", ifname, err)
+		return fail(fmt.Errorf("park: %w", err))
 	}
 	defer pod.Close()
 	host, err := openNS(ctx, hostNetns)
 	if err != nil {
-		return fmt.Errorf("park %s: %w", ifname, err)
+		return fail(fmt.Errorf("park: %w", err))
 	}
 	defer host.Close()
+	for i, e := range ends {
+		errs[i] = park(pod, host, e.Name, e.Owner)
+	}
+	return errs
+}
+
+func park(pod, host *nsConn, ifname, owner string) error {
+	if err := ValidateName(ifname); err != nil {
+		return fmt.Errorf("park %s: %w", ifname, err)
+	}
 	l, err := ownedLink(pod, ifname, owner)
 	if err != nil {
 		return fmt.Errorf("park: %w", err)
 	}
 	if _, ok := l.(*netlink.Veth); !ok {
-		return fmt.Errorf("park %s in netns %s: a %s, not a veth: %w", ifname, netnsPath, l.Type(), ErrInvalid)
+		return fmt.Errorf("park %s in netns %s: a %s, not a veth: %w", ifname, pod.path, l.Type(), ErrInvalid)
 	}
 	parked := ParkedName(owner)
 	if old, err := ownedLink(host, parked, owner); err == nil {
@@ -61,7 +84,7 @@ func Park(ctx context.Context, netnsPath, ifname, owner, hostNetns string) error
 		return fmt.Errorf("park %s: rename to %s: %w", ifname, parked, err)
 	}
 	if err := pod.h.LinkSetNsFd(l, int(host.fd())); err != nil {
-		return fmt.Errorf("park %s: move to %s: %w", ifname, hostNetns, err)
+		return fmt.Errorf("park %s: move to %s: %w", ifname, host.path, err)
 	}
 	return nil
 }
