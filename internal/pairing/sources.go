@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"time"
 
 	"github.com/ratchet-cni/ratchet/internal/config"
 	"github.com/ratchet-cni/ratchet/internal/dockermeta"
@@ -50,11 +51,14 @@ func (s *etcdSource) Labels(ctx context.Context, q metadata.Query) (map[string]s
 		ns = metadata.DefaultNamespace
 	}
 	if s.m.cache.isLive() {
-		labels, ok := s.m.cache.announcedLabels(ns, q.PodName)
-		if !ok {
-			return nil, fmt.Errorf("no announced record for %s: %w", podKey(ns, q.PodName), metadata.ErrNoMetadata)
+		if labels, ok := s.m.cache.announcedLabels(ns, q.PodName); ok {
+			return labels, nil
 		}
-		return labels, nil
+		// Not in the copy: a record written just before this ADD may not
+		// have reached it yet. etcd is asked, for at most confirmWait; when
+		// it does not answer in time the copy's answer stands, so that a
+		// pod without a record never waits longer for etcd.
+		return s.confirmAbsent(ctx, ns, q.PodName)
 	}
 	kv, err := s.m.store()
 	if err != nil {
@@ -68,6 +72,30 @@ func (s *etcdSource) Labels(ctx context.Context, q metadata.Query) (map[string]s
 		return nil, metadata.Unavailable("etcd", err)
 	}
 	return labels, err
+}
+
+// confirmWait bounds the etcd read that confirms a record the watched copy
+// does not have.
+const confirmWait = 250 * time.Millisecond
+
+// confirmAbsent reads the announced record of ns/name from etcd, for at
+// most confirmWait; absent, or etcd not answering in time: no metadata.
+func (s *etcdSource) confirmAbsent(ctx context.Context, ns, name string) (map[string]string, error) {
+	none := fmt.Errorf("no announced record for %s: %w", podKey(ns, name), metadata.ErrNoMetadata)
+	kv, err := s.m.store()
+	if err != nil {
+		return nil, none
+	}
+	cctx, cancel := context.WithTimeout(ctx, confirmWait)
+	defer cancel()
+	labels, _, err := store.GetAnnounce(cctx, kv, s.m.keys, ns, name)
+	if err != nil {
+		if !errors.Is(err, store.ErrNotFound) {
+			s.m.log.Debug("etcd did not confirm a record the watched copy lacks", "pod", podKey(ns, name), "err", err)
+		}
+		return nil, none
+	}
+	return labels, nil
 }
 
 // brokenSource stands for a source that could not be set up.
