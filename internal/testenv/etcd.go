@@ -1,6 +1,8 @@
 package testenv
 
 import (
+	"fmt"
+	"math/rand/v2"
 	"net"
 	"strings"
 	"testing"
@@ -69,12 +71,21 @@ func (e *Etcd) Restart() {
 }
 
 // freeAddr returns a loopback host:port that was free a moment ago.
+//
+// The port is drawn below the kernel's ephemeral range (32768 and up), so
+// that no outgoing connection of a parallel test takes it between this
+// check and the server's bind.
 func freeAddr(t testing.TB) string {
 	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatalf("free port: %v", err)
+	for range 100 {
+		addr := fmt.Sprintf("127.0.0.1:%d", 20000+rand.IntN(12000))
+		l, err := net.Listen("tcp", addr)
+		if err != nil {
+			continue
+		}
+		l.Close()
+		return addr
 	}
-	defer l.Close()
-	return l.Addr().String()
+	t.Fatal("free port: none found below the ephemeral range in 100 tries")
+	return ""
 }
