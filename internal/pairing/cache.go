@@ -226,6 +226,32 @@ func (s *space) unindexAnnounced(name string, p *metadata.Pod) {
 	}
 }
 
+// offerLink folds in a link record the agent itself wrote at version ver,
+// ahead of its watch event. It is taken only while the copy has not
+// folded revision ver yet: then nothing newer about the key (a later
+// write, its delete) can be in the copy. The copy's revision does not move
+// (what lies before ver is still to come).
+func (c *cache) offerLink(ns string, rec store.LinkRecord, ver int64) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if !c.live || c.rev >= ver {
+		return
+	}
+	s := c.spaces[ns]
+	if s == nil {
+		s = newSpace()
+		c.spaces[ns] = s
+	}
+	if old, ok := s.links[rec.ID]; ok {
+		if old.ver >= ver {
+			return
+		}
+		s.unindexLink(old.val)
+	}
+	s.links[rec.ID] = versioned[store.LinkRecord]{rec, ver}
+	s.indexLink(rec)
+}
+
 // await waits until the copy is live and has folded in revision rev, for
 // as long as ctx lasts. It reports whether it has.
 func (c *cache) await(ctx context.Context, rev int64) bool {

@@ -77,6 +77,38 @@ func TestCacheFoldsAListAndTheWatchAfterIt(t *testing.T) {
 	}
 }
 
+// The agent's own write reaches the copy before its watch event, unless
+// the copy already folded that revision (a later change or the delete may
+// be in it); the copy's revision does not move.
+func TestCacheTakesTheAgentsOwnWriteAheadOfItsEvent(t *testing.T) {
+	keys := store.Keys{Prefix: "/ratchet"}
+	c := newCache()
+	link := store.LinkRecord{ID: store.LinkID("a", "e1", "b", "e2"), Namespace: "ns", A: store.LinkEnd{Pod: "a", IfName: "e1"}, B: store.LinkEnd{Pod: "b", IfName: "e2"}}
+	c.reset(keys, []store.KV{kvJSON(t, keys.Link("ns", link.ID), link, 3)}, 3)
+	newer := link
+	newer.A.Remote = "192.0.2.3"
+	c.offerLink("ns", newer, 5)
+	if l, _ := c.link("ns", link.ID); l.ver != 5 || l.val.A.Remote != "192.0.2.3" || c.rev != 3 {
+		t.Fatalf("after the offer at 5: %+v at %d, copy at %d; want the offered record, copy still at 3", l.val.A, l.ver, c.rev)
+	}
+	// Its own event, then a delete at 6: the offer does not come back.
+	c.apply(keys, store.Event{Type: store.Put, KV: kvJSON(t, keys.Link("ns", link.ID), newer, 5)})
+	c.apply(keys, store.Event{Type: store.Delete, KV: store.KV{Key: keys.Link("ns", link.ID), Version: 6}})
+	c.offerLink("ns", newer, 5)
+	if l, ok := c.link("ns", link.ID); ok {
+		t.Fatalf("an offer older than the copy brought back a deleted link: %+v", l)
+	}
+	if v := c.view("ns", []string{"a"}, nil); len(v.links) != 0 {
+		t.Fatalf("a's links = %v, want none", v.links)
+	}
+	// A view cut from the copy passes its writes on.
+	v := c.view("ns", []string{"a"}, nil)
+	v.setLink(link, 9)
+	if l, ok := c.link("ns", link.ID); !ok || l.ver != 9 {
+		t.Fatalf("the view's write did not reach the copy: %+v %v", l, ok)
+	}
+}
+
 // livePods builds a harness namespace of n other pods (on another host),
 // each announced and with a link to the next, straight in the store.
 func seedCrowd(t *testing.T, h *harness, n int) {

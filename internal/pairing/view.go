@@ -114,13 +114,19 @@ func (v *view) pod(name string) (versioned[store.PodRecord], bool) {
 	return p, ok
 }
 
-// setLink records a newer version of a link.
+// setLink records a newer version of a link, this operation's own write.
+// A view cut from the watched copy passes it on to the copy, so that the
+// next operation sees the write even before its watch event comes.
 func (v *view) setLink(rec store.LinkRecord, ver int64) {
 	v.mu.Lock()
-	defer v.mu.Unlock()
 	if cur, ok := v.links[rec.ID]; !ok || cur.ver < ver {
 		v.links[rec.ID] = versioned[store.LinkRecord]{rec, ver}
 		delete(v.dropped, rec.ID)
+	}
+	more := v.more
+	v.mu.Unlock()
+	if more != nil {
+		more.offerLink(v.ns, rec, ver)
 	}
 }
 
