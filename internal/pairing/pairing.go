@@ -57,6 +57,10 @@ type Deps struct {
 	Sources []metadata.Source
 	// Observer hears what the agent's metrics count; nil hears nothing.
 	Observer Observer
+	// Kube is the agent's watch of its node's pods in Kubernetes; nil
+	// when the agent has no Kubernetes API (the kubernetes source then
+	// reads only the annotations a call carries, and no Events are made).
+	Kube KubePods
 }
 
 // Manager pairs the pods of one configuration in the agent. Its methods
