@@ -109,6 +109,8 @@ func (h *harness) startAgent(host string, m *Manager) {
 type pod struct {
 	host, id, netns string
 	labels          map[string]string
+	// args is CNI_ARGS (the Kubernetes pod's name and namespace).
+	args string
 }
 
 // newPod makes a sandbox on host with labels (nil: not a ratchet pod).
@@ -121,7 +123,7 @@ func (h *harness) newPod(host, id string, labels map[string]string) *pod {
 }
 
 func (h *harness) request(p *pod) *Request {
-	return &Request{ContainerID: p.id, NetNS: p.netns, IfName: "eth0", Reserved: []string{"eth0", "net1"}}
+	return &Request{ContainerID: p.id, NetNS: p.netns, IfName: "eth0", Reserved: []string{"eth0", "net1"}, Args: p.args}
 }
 
 // add runs ADD's pairing for p on its host, prepared as the plugin does.
