@@ -107,13 +107,10 @@ func (k *fakeKube) waitEvent(t *testing.T, pod, reason, substr string) {
 // and then the announced records, as a Kubernetes node's ratchetd does.
 func (h *harness) kubeAgents(kube *fakeKube, hosts ...string) {
 	for _, host := range hosts {
-		m := h.managerWith(host, []metadata.Source{h.src}) // replaced below, before any use
-		h.mu.Lock()
-		delete(h.agents, host)
-		h.mu.Unlock()
-		m.kube = kube
-		m.sources = []metadata.Source{&kubeSource{pods: kube}, &etcdSource{m: m}}
-		h.startAgent(host, m)
+		m := h.managerWith(host, []metadata.Source{}, func(m *Manager) {
+			m.kube = kube
+			m.sources = []metadata.Source{&kubeSource{pods: kube}, &etcdSource{m: m}}
+		})
 		waitLive(h.t, m)
 	}
 }

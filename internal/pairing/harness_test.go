@@ -68,8 +68,9 @@ func (h *harness) manager(host string) *Manager {
 	return m
 }
 
-// managerWith is manager with the given sources (nil: the netconf's).
-func (h *harness) managerWith(host string, sources []metadata.Source) *Manager {
+// managerWith is manager with the given sources (nil: the netconf's);
+// setup runs on the Manager before its agent loop starts.
+func (h *harness) managerWith(host string, sources []metadata.Source, setup ...func(*Manager)) *Manager {
 	h.t.Helper()
 	raw := map[string]any{"cniVersion": "1.0.0", "name": "net", "type": "ratchet",
 		"delegates": []any{map[string]any{"type": "bridge"}, map[string]any{"type": "ptp"}},
@@ -83,6 +84,9 @@ func (h *harness) managerWith(host string, sources []metadata.Source) *Manager {
 	}
 	log := slog.New(slog.NewTextHandler(testWriter{h.t}, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	m := New(conf, log, Deps{Store: h.kv, Wirer: h.wire, Sources: sources})
+	for _, fn := range setup {
+		fn(m)
+	}
 	if sources != nil {
 		h.startAgent(host, m)
 	}
