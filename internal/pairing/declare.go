@@ -55,10 +55,14 @@ func (s *kubeSource) Live(q metadata.Query) (map[string]string, error) {
 // links wins, a source only marking it defers to later ones), with the
 // winning source's name. Sources that cannot change answer as at ADD: the
 // one that described the pod gives its recorded description, the others
-// nothing. ok is false when a source that matters cannot say now: then
-// the record stands. A pod no source marks any more stays a ratchet pod
+// nothing. ok is false when a source that matters cannot say now, or the
+// record does not name its source (an older agent's): then the record
+// stands. A pod no source marks any more stays a ratchet pod
 // (it was added as one) without links.
 func (m *Manager) declaredNow(p *store.PodRecord) (pod *metadata.Pod, src string, ok bool, err error) {
+	if p.Source == "" {
+		return nil, "", false, nil // recorded by an agent that did not say: it stands
+	}
 	q := metadata.Query{ContainerID: p.ContainerID, PodNamespace: p.Namespace, PodName: p.Name}
 	var marked *metadata.Pod
 	var markedBy string

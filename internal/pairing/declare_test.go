@@ -5,12 +5,14 @@ import (
 	"encoding/json"
 	"errors"
 	"maps"
+	"reflect"
 	"slices"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/ratchet-cni/ratchet/internal/config"
 	"github.com/ratchet-cni/ratchet/internal/metadata"
 	"github.com/ratchet-cni/ratchet/internal/store"
 )
@@ -269,5 +271,40 @@ func TestKubeSourceReadsTheCallsAnnotationsAndTheWatch(t *testing.T) {
 	var me *metadata.Error
 	if _, err = none.Labels(context.Background(), q); !errors.As(err, &me) || me.Key != metadata.KeyPodName {
 		t.Fatalf("another pod's name: %v, want an error naming %s", err, metadata.KeyPodName)
+	}
+}
+
+// namedSource is a fixed source (its labels cannot change) with a name.
+type namedSource struct{ name string }
+
+func (s namedSource) Name() string { return s.name }
+func (s namedSource) Labels(context.Context, metadata.Query) (map[string]string, error) {
+	return nil, metadata.ErrNoMetadata
+}
+
+// What a pod record says stands when its source cannot change (Docker
+// labels), when the record does not name its source (an older agent's),
+// and when a live source cannot say now; a pod whose announced record is
+// withdrawn keeps being a ratchet pod without links.
+func TestDeclaredNowKeepsWhatCannotBeReRead(t *testing.T) {
+	m := New(&config.NetConf{}, nil, Deps{Sources: []metadata.Source{}})
+	m.sources = []metadata.Source{namedSource{"docker"}, &etcdSource{m: m}}
+	links := []metadata.Link{{Peer: "b", IfName: "e1", PeerIfName: "e2"}}
+	marked := store.PodRecord{Namespace: "default", Name: "a", Source: "docker", Pod: metadata.Pod{Name: "a", Namespace: "default"}}
+	if _, _, ok, _ := m.declaredNow(&marked); ok {
+		t.Fatal("a pod Docker only marks re-declared while the watched copy is not live")
+	}
+	rec := store.PodRecord{Namespace: "default", Name: "a", Source: "docker", Pod: metadata.Pod{Name: "a", Namespace: "default", Links: links}}
+	m.cache.reset(store.Keys{Prefix: "/ratchet"}, nil, 1)
+	if pod, src, ok, err := m.declaredNow(&rec); !ok || err != nil || src != "docker" || !reflect.DeepEqual(*pod, rec.Pod) {
+		t.Fatalf("Docker-described pod: %+v from %q (%v, %v); want its record's", pod, src, ok, err)
+	}
+	rec.Source = ""
+	if _, _, ok, _ := m.declaredNow(&rec); ok {
+		t.Fatal("re-declared a record that does not name its source")
+	}
+	rec.Source = "etcd"
+	if pod, _, ok, err := m.declaredNow(&rec); !ok || err != nil || pod.Describes() || pod.Name != "a" {
+		t.Fatalf("announced record withdrawn: %+v (%v, %v); want the pod without links", pod, ok, err)
 	}
 }
