@@ -39,7 +39,7 @@ type pairers struct {
 // identity is what makes two netconfs share a pairer: everything pairing
 // reads, not the delegates or the log settings.
 func identity(c *config.NetConf) [32]byte {
-	b, _ := json.Marshal([]any{c.Etcd, c.Metadata, c.Docker, c.Host, c.CNIDir, c.PairTimeout, c.Vxlan})
+	b, _ := json.Marshal([]any{c.Etcd, c.Metadata, c.Docker, c.Kubernetes, c.Host, c.CNIDir, c.PairTimeout, c.Vxlan})
 	return sha256.Sum256(b)
 }
 
