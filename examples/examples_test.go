@@ -394,19 +394,37 @@ func TestAnnouncerJobsReadTheirTopology(t *testing.T) {
 }
 
 func TestRolesGrantAtMostReadingPods(t *testing.T) {
+	readPods := func(r rbacv1.PolicyRule) bool {
+		return slices.Equal(r.APIGroups, []string{""}) && slices.Equal(r.Resources, []string{"pods"}) &&
+			!slices.ContainsFunc(r.Verbs, func(v string) bool { return v != "get" && v != "list" && v != "watch" })
+	}
 	for name, ms := range loadManifests(t) {
 		for _, m := range ms {
-			role, ok := m.obj.(*rbacv1.Role)
-			if !ok {
-				if _, cluster := m.obj.(*rbacv1.ClusterRole); cluster {
-					t.Errorf("k8s/%s %s: no ClusterRoles in the examples", name, m)
+			var rules []rbacv1.PolicyRule
+			switch o := m.obj.(type) {
+			case *rbacv1.Role:
+				rules = o.Rules
+			case *rbacv1.ClusterRole:
+				// ratchetd's only: it watches its node's pods in every
+				// namespace and records Events on them.
+				if name != "ratchetd-daemonset.yaml" || o.Name != "ratchetd" {
+					t.Errorf("k8s/%s %s: the only ClusterRole is ratchetd's", name, m)
+				}
+				createEvents := func(r rbacv1.PolicyRule) bool {
+					return slices.Equal(r.APIGroups, []string{""}) && slices.Equal(r.Resources, []string{"events"}) &&
+						slices.Equal(r.Verbs, []string{"create"})
+				}
+				for i, r := range o.Rules {
+					if !readPods(r) && !createEvents(r) {
+						t.Errorf("k8s/%s %s: rules[%d] grants more than reading pods and creating events: %+v", name, m, i, r)
+					}
 				}
 				continue
+			default:
+				continue
 			}
-			for i, r := range role.Rules {
-				read := slices.Equal(r.APIGroups, []string{""}) && slices.Equal(r.Resources, []string{"pods"}) &&
-					!slices.ContainsFunc(r.Verbs, func(v string) bool { return v != "get" && v != "list" && v != "watch" })
-				if !read {
+			for i, r := range rules {
+				if !readPods(r) {
 					t.Errorf("k8s/%s %s: rules[%d] grants more than reading pods: %+v", name, m, i, r)
 				}
 			}

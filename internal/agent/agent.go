@@ -82,7 +82,8 @@ func Run(ctx context.Context, o Options) error {
 	}
 	defer release() // last: the next agent starts once everything has stopped
 	a.metrics = metrics.New(a.links)
-	a.pairers = &pairers{byID: map[[32]byte]*pairer{}, log: o.Log, host: o.Host, run: a.runPairer, obs: a.metrics}
+	a.pairers = &pairers{byID: map[[32]byte]*pairer{}, log: o.Log, host: o.Host, run: a.runPairer, obs: a.metrics,
+		kube: newKubeWatches(ctx, o.Log)}
 	defer a.pairers.close()
 	if o.Netconf != "" {
 		if err := a.startConfig(o.Netconf); err != nil {

@@ -34,12 +34,13 @@ type pairers struct {
 	host string
 	run  func(*pairer) // starts a new pairer's loops
 	obs  pairing.Observer
+	kube *kubeWatches // the watches of the node's pods, by kubeconfig
 }
 
 // identity is what makes two netconfs share a pairer: everything pairing
 // reads, not the delegates or the log settings.
 func identity(c *config.NetConf) [32]byte {
-	b, _ := json.Marshal([]any{c.Etcd, c.Metadata, c.Docker, c.Host, c.CNIDir, c.PairTimeout, c.Vxlan})
+	b, _ := json.Marshal([]any{c.Etcd, c.Metadata, c.Docker, c.Kubernetes, c.Host, c.CNIDir, c.PairTimeout, c.Vxlan})
 	return sha256.Sum256(b)
 }
 
@@ -66,7 +67,7 @@ func (ps *pairers) get(raw []byte) (*pairer, error) {
 		return nil, fmt.Errorf("etcd: %w: %w", pairing.ErrBadConfig, err)
 	}
 	log := ps.log.With("etcdPrefix", conf.Etcd.Prefix)
-	p := &pairer{conf: conf, kv: kv, m: pairing.New(conf, log, pairing.Deps{Store: kv, Observer: ps.obs}), done: make(chan struct{})}
+	p := &pairer{conf: conf, kv: kv, m: pairing.New(conf, log, pairing.Deps{Store: kv, Observer: ps.obs, Kube: ps.kube.get(conf)}), done: make(chan struct{})}
 	p.follower = p.m.NewFollower()
 	ps.byID[id] = p
 	ps.run(p)
@@ -84,7 +85,8 @@ func (ps *pairers) all() []*pairer {
 	return out
 }
 
-// close stops every pairer's loops and closes its store and sources.
+// close stops every pairer's loops and closes its store and sources, then
+// the watches of the node's pods they shared.
 func (ps *pairers) close() {
 	for _, p := range ps.all() {
 		if p.stop != nil {
@@ -93,4 +95,5 @@ func (ps *pairers) close() {
 		}
 		_ = p.m.Close()
 	}
+	ps.kube.close()
 }

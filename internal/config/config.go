@@ -35,8 +35,9 @@ const MaxNetconfLen = 1 << 20
 
 // Metadata source names accepted in "metadata".
 const (
-	SourceDocker = "docker"
-	SourceEtcd   = "etcd"
+	SourceDocker     = "docker"
+	SourceKubernetes = "kubernetes"
+	SourceEtcd       = "etcd"
 )
 
 // NetConf is ratchet's network configuration.
@@ -51,6 +52,9 @@ type NetConf struct {
 	Metadata []string `json:"metadata"`
 	// Docker is the daemon the docker metadata source asks.
 	Docker Docker `json:"docker"`
+	// Kubernetes is the API the agent's watch of its node's pods asks
+	// (the kubernetes metadata source).
+	Kubernetes Kubernetes `json:"kubernetes"`
 	// Agent is how the plugin reaches the node agent.
 	Agent Agent `json:"agent"`
 	// Host identifies this node for pairing.
@@ -107,6 +111,13 @@ type TLS struct {
 // Docker is the "docker" section.
 type Docker struct {
 	Host string `json:"host"`
+}
+
+// Kubernetes is the "kubernetes" section.
+type Kubernetes struct {
+	// Kubeconfig is the kubeconfig file the agent reads its API server
+	// and credentials from; empty means the in-cluster credentials.
+	Kubeconfig string `json:"kubeconfig"`
 }
 
 // Agent is the "agent" section.
@@ -211,7 +222,7 @@ func (c *NetConf) applyDefaults() {
 	d := etcdcfg.Config{Endpoints: c.Etcd.Endpoints, API: c.Etcd.API, Prefix: c.Etcd.Prefix}.WithDefaults()
 	c.Etcd.Endpoints, c.Etcd.API, c.Etcd.Prefix = d.Endpoints, d.API, d.Prefix
 	if c.Metadata == nil {
-		c.Metadata = []string{SourceDocker, SourceEtcd}
+		c.Metadata = []string{SourceDocker, SourceKubernetes, SourceEtcd}
 	}
 	if c.Docker.Host == "" {
 		c.Docker.Host = DefaultDockerHost

@@ -25,7 +25,7 @@ func TestLoadAppliesDefaults(t *testing.T) {
 		"api":         c.Etcd.API == "v2",
 		"prefix":      c.Etcd.Prefix == "/ratchet",
 		"timeout":     c.Etcd.Timeout.D() == 2*time.Second,
-		"metadata":    strings.Join(c.Metadata, ",") == "docker,etcd",
+		"metadata":    strings.Join(c.Metadata, ",") == "docker,kubernetes,etcd",
 		"docker.host": c.Docker.Host == DefaultDockerHost,
 		"host.name":   c.Host.Name != "",
 		"cniDir":      c.CNIDir == DefaultCNIDir,
@@ -78,6 +78,7 @@ func TestLoadErrorsNameTheField(t *testing.T) {
 		"cert without key":      {`{` + base + `,` + d + `,"etcd":{"tls":{"cert":"/c"}}}`, "etcd.tls"},
 		"user without password": {`{` + base + `,` + d + `,"etcd":{"username":"u"}}`, "etcd.username"},
 		"bad metadata":          {`{` + base + `,` + d + `,"metadata":["k8s"]}`, "metadata[0]"},
+		"relative kubeconfig":   {`{` + base + `,` + d + `,"kubernetes":{"kubeconfig":"kube/config"}}`, "kubernetes.kubeconfig"},
 		"dup metadata":          {`{` + base + `,` + d + `,"metadata":["etcd","etcd"]}`, "metadata[1]"},
 		"bad host.address":      {`{` + base + `,` + d + `,"host":{"address":"not-ip"}}`, "host.address"},
 		"bad host.interface":    {`{` + base + `,` + d + `,"host":{"interface":"a/b"}}`, "host.interface"},
@@ -307,5 +308,20 @@ func TestChainInheritsAndGivesEachPluginItsRuntimeConfig(t *testing.T) {
 	}
 	if master.Plugins[0]["delegate"].(map[string]any)["hairpinMode"] != true {
 		t.Errorf("flannel lost its own fields: %v", master.Plugins[0])
+	}
+}
+
+func TestLoadKubernetesSource(t *testing.T) {
+	c, err := Load([]byte(`{"cniVersion":"1.0.0","name":"n","delegates":[{"type":"bridge"}],
+		"metadata":["kubernetes"],"kubernetes":{"kubeconfig":"/etc/kubernetes/kubelet.conf"}}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Equal(c.Metadata, []string{SourceKubernetes}) || c.Kubernetes.Kubeconfig != "/etc/kubernetes/kubelet.conf" {
+		t.Fatalf("metadata %v, kubernetes %+v", c.Metadata, c.Kubernetes)
+	}
+	_, err = Load([]byte(`{"cniVersion":"1.0.0","name":"n","delegates":[{"type":"bridge"}],"metadata":["k8s"]}`))
+	if err == nil || !strings.Contains(err.Error(), `"docker", "kubernetes" or "etcd"`) {
+		t.Fatalf("unknown source: %v, want the three names", err)
 	}
 }

@@ -60,8 +60,8 @@ func (c *NetConf) validateMetadata() error {
 	seen := map[string]bool{}
 	for i, m := range c.Metadata {
 		field := fmt.Sprintf("metadata[%d]", i)
-		if m != SourceDocker && m != SourceEtcd {
-			return fieldErr(field, "%q is not %q or %q", m, SourceDocker, SourceEtcd)
+		if m != SourceDocker && m != SourceKubernetes && m != SourceEtcd {
+			return fieldErr(field, "%q is not %q, %q or %q", m, SourceDocker, SourceKubernetes, SourceEtcd)
 		}
 		if seen[m] {
 			return fieldErr(field, "%q listed twice", m)
@@ -73,6 +73,9 @@ func (c *NetConf) validateMetadata() error {
 		if err != nil || u.Scheme == "" {
 			return fieldErr("docker.host", "%q is not a URL like unix:///var/run/docker.sock", c.Docker.Host)
 		}
+	}
+	if k := c.Kubernetes.Kubeconfig; k != "" && !strings.HasPrefix(k, "/") {
+		return fieldErr("kubernetes.kubeconfig", "%q must be an absolute path (empty: the in-cluster credentials)", k)
 	}
 	return nil
 }

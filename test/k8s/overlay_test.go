@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
@@ -24,6 +25,8 @@ import (
 //     names), addressed by its pod IP; the image is etcd EtcdVersion built
 //     from the module proxy; its volume claim is bound to a hostPath
 //     PersistentVolume under the cluster's temporary directory.
+//   - ratchetd's in-cluster credentials name the API server by its address
+//     (KUBERNETES_SERVICE_HOST/PORT), not by the kubernetes Service.
 //   - flanneld runs with --ip-masq=false, so the flannel delegate is told
 //     "ipMasq": false (else flannel's bridge masquerades pod traffic).
 //   - No FRR image: the routers of the router chain are busybox with the
@@ -96,6 +99,12 @@ func (o *overlay) apply(obj map[string]any) ([]map[string]any, error) {
 		return []map[string]any{obj}, o.netconf(obj)
 	case kind == "Job":
 		setEnv(podSpec(obj), "ETCD_ENDPOINTS", o.etcdEndpoints)
+	case kind == "DaemonSet" && name == "ratchetd":
+		// No kube-proxy: the kubernetes Service's ClusterIP that the
+		// in-cluster credentials name is not reachable; the API server's
+		// own address is.
+		addEnv(podSpec(obj), "KUBERNETES_SERVICE_HOST", k8senv.ControlPlaneIP)
+		addEnv(podSpec(obj), "KUBERNETES_SERVICE_PORT", "6443")
 	case kind == "Pod" && (name == "quagga-a" || name == "quagga-b"):
 		o.router(obj, name)
 	}
@@ -190,5 +199,15 @@ func setEnv(spec map[string]any, name, value string) {
 				em["value"] = value
 			}
 		}
+	}
+}
+
+// addEnv adds (or replaces) variable name in every container of spec.
+func addEnv(spec map[string]any, name, value string) {
+	for _, c := range spec["containers"].([]any) {
+		cm := c.(map[string]any)
+		env, _ := cm["env"].([]any)
+		env = slices.DeleteFunc(env, func(e any) bool { return e.(map[string]any)["name"] == name })
+		cm["env"] = append(env, map[string]any{"name": name, "value": value})
 	}
 }
