@@ -42,7 +42,8 @@ func TestKubernetesNativeOnRealCluster(t *testing.T) {
 		setup bool // its failure stops the test
 	}{
 		{"EtcdStatefulSetRuns", e.etcd, true},
-		{"AgentsServeEveryNodeWithTheKubernetesSource", e.nativeInstaller, true},
+		{"InstallerAndAgentDaemonSetsServeEveryNode", e.installer, true},
+		{"NetconfLooksUpKubernetesAndDeclaresCapabilities", e.nativeNetconf, false},
 		{"AnnotatedPairAndRouterChainAreWiredAndPing", e.annotated, false},
 		{"SidecarAnnouncerWiresFromTheFirstStart", e.sidecars, false},
 		{"AnnotateAddsChangesAndRemovesALinkLive", e.annotateLive, false},
@@ -61,11 +62,10 @@ func TestKubernetesNativeOnRealCluster(t *testing.T) {
 	}
 }
 
-// nativeInstaller applies the installer and the agents' DaemonSets (as
-// installer does) and checks that the installed netconf looks up the
-// kubernetes source: without it, nothing below can work.
-func (e *env) nativeInstaller(t *testing.T) {
-	e.installer(t)
+// nativeNetconf checks that the installed netconf looks up the kubernetes
+// source and declares the capabilities whose runtimeConfig containerd must
+// pass (pod annotations, hostPorts): without them, the steps below fail.
+func (e *env) nativeNetconf(t *testing.T) {
 	for _, n := range e.c.Nodes {
 		data, err := os.ReadFile(n.HostPath("/etc/cni/net.d/00-ratchet.conf"))
 		if err != nil {
