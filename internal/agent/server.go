@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"log/slog"
 	"net/http"
 	"os"
@@ -90,8 +91,13 @@ func (a *Agent) podCall(fn func(ctx context.Context, m *pairing.Manager, req *pa
 		if err != nil {
 			return agentapi.Answer{}, err
 		}
+		ann, err := podAnnotations(req.Netconf)
+		if err != nil {
+			return agentapi.Answer{}, err
+		}
 		log = log.With("container", req.ContainerID, "ifname", req.IfName)
-		preq := &pairing.Request{ContainerID: req.ContainerID, NetNS: req.NetNS, IfName: req.IfName, Args: req.Args, Reserved: req.Reserved}
+		preq := &pairing.Request{ContainerID: req.ContainerID, NetNS: req.NetNS, IfName: req.IfName, Args: req.Args, Reserved: req.Reserved,
+			Annotations: ann}
 		return fn(ctx, p.m.WithLog(log), preq)
 	}
 }
@@ -152,4 +158,31 @@ func (a *Agent) gc(ctx context.Context, log *slog.Logger, body []byte) (agentapi
 		valid = append(valid, types.GCAttachment{ContainerID: v.ContainerID, IfName: v.IfName})
 	}
 	return agentapi.Answer{}, p.m.WithLog(log).GC(context.WithoutCancel(ctx), valid)
+}
+
+// capPodAnnotations is the runtimeConfig key under which containerd passes
+// a pod's annotations to a plugin that declares that capability.
+const capPodAnnotations = "io.kubernetes.cri.pod-annotations"
+
+// podAnnotations returns the pod annotations in a call's runtimeConfig (nil
+// when there are none); they must be an object of strings.
+func podAnnotations(netconf []byte) (map[string]string, error) {
+	var nc struct {
+		RuntimeConfig map[string]json.RawMessage `json:"runtimeConfig"`
+	}
+	if err := json.Unmarshal(netconf, &nc); err != nil {
+		return nil, fmt.Errorf("%w: netconf: %w", pairing.ErrBadConfig, err)
+	}
+	raw, ok := nc.RuntimeConfig[capPodAnnotations]
+	if !ok || string(raw) == "null" {
+		return nil, nil
+	}
+	var ann map[string]string
+	if err := json.Unmarshal(raw, &ann); err != nil {
+		return nil, fmt.Errorf("%w: runtimeConfig.%s must be an object of strings: %w", pairing.ErrBadConfig, capPodAnnotations, err)
+	}
+	if ann == nil {
+		ann = map[string]string{}
+	}
+	return ann, nil
 }

@@ -13,6 +13,10 @@ type Query struct {
 	ContainerID  string
 	PodNamespace string
 	PodName      string
+	// Annotations are the pod's annotations when the runtime passed them
+	// with the call (containerd's io.kubernetes.cri.pod-annotations); nil
+	// when it did not.
+	Annotations map[string]string
 }
 
 // Source is a place that may hold a pod's ratchet metadata: the sandbox's
@@ -28,7 +32,11 @@ type Source interface {
 }
 
 // Lookup asks the sources in order and returns the pod described by the
-// first one whose labels make a ratchet pod, with that source's name.
+// first one whose labels make a ratchet pod and describe its links, with
+// that source's name. A source whose labels only mark the pod (ratchet=true
+// and nothing about links: see Pod.Describes) makes it a ratchet pod and
+// lets a later source describe it; when none does, the first marking
+// source's pod is returned (a ratchet pod whose links come later).
 //
 // A source with nothing (ErrNoMetadata), or whose labels do not make a
 // ratchet pod, is passed over. So is an unavailable source, but when no later
@@ -43,6 +51,8 @@ type Source interface {
 // container labelled only with its pod name points to the announced record).
 func Lookup(ctx context.Context, sources []Source, q Query, reserved ...string) (*Pod, string, error) {
 	var unavailable []error
+	var marked *Pod
+	var markedBy string
 	for _, s := range sources {
 		labels, err := s.Labels(ctx, q)
 		switch {
@@ -58,8 +68,11 @@ func Lookup(ctx context.Context, sources []Source, q Query, reserved ...string) 
 		if err != nil {
 			return nil, s.Name(), fmt.Errorf("metadata from %s: %w", s.Name(), err)
 		}
-		if pod != nil {
+		if pod != nil && pod.Describes() {
 			return pod, s.Name(), nil
+		}
+		if pod != nil && marked == nil {
+			marked, markedBy = pod, s.Name()
 		}
 		if q.PodName == "" && labels[KeyPodName] != "" {
 			q.PodName = labels[KeyPodName]
@@ -67,6 +80,9 @@ func Lookup(ctx context.Context, sources []Source, q Query, reserved ...string) 
 				q.PodNamespace = labels[KeyNamespace]
 			}
 		}
+	}
+	if marked != nil {
+		return marked, markedBy, nil
 	}
 	if len(unavailable) > 0 {
 		return nil, "", errors.Join(unavailable...)

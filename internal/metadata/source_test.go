@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"reflect"
 	"strings"
 	"testing"
 )
@@ -87,12 +88,41 @@ func TestLookupFillsPodNameFromEarlierLabels(t *testing.T) {
 	docker := &fakeSource{name: "docker", labels: map[string]string{KeyPodName: "a", KeyNamespace: "lab"}}
 	etcd := &fakeSource{name: "etcd", err: ErrNoMetadata}
 	_, _, _ = Lookup(context.Background(), []Source{docker, etcd}, Query{ContainerID: "c"}, master)
-	if want := (Query{ContainerID: "c", PodNamespace: "lab", PodName: "a"}); etcd.queries[0] != want {
+	if want := (Query{ContainerID: "c", PodNamespace: "lab", PodName: "a"}); !reflect.DeepEqual(etcd.queries[0], want) {
 		t.Fatalf("etcd asked %+v, want %+v", etcd.queries[0], want)
 	}
 	etcd.queries = nil
 	_, _, _ = Lookup(context.Background(), []Source{docker, etcd}, Query{PodNamespace: "k", PodName: "p"}, master)
-	if want := (Query{PodNamespace: "k", PodName: "p"}); etcd.queries[0] != want {
+	if want := (Query{PodNamespace: "k", PodName: "p"}); !reflect.DeepEqual(etcd.queries[0], want) {
 		t.Fatalf("etcd asked %+v, want the runtime's %+v", etcd.queries[0], want)
+	}
+}
+
+// A source that only marks the pod (ratchet=true) lets a later source
+// describe its links; with none, the marked pod is returned; the first
+// describing source wins over later ones.
+func TestLookupMarkedPodTakesItsLinksFromALaterSource(t *testing.T) {
+	mark := map[string]string{KeyRatchet: "true", KeyPodName: "a"}
+	desc := map[string]string{KeyRatchet: "true", KeyPodName: "a", KeyLinks: `[{"peer":"b","ifname":"e1","peer_ifname":"e2"}]`}
+	other := map[string]string{KeyRatchet: "true", KeyPodName: "a", KeyLinks: `[{"peer":"c","ifname":"e1","peer_ifname":"e2"}]`}
+	kube := &fakeSource{name: "kubernetes", labels: mark}
+	etcd := &fakeSource{name: "etcd", labels: desc}
+	pod, src, err := Lookup(context.Background(), []Source{kube, etcd}, Query{PodName: "a"}, master)
+	if err != nil || src != "etcd" || len(pod.Links) != 1 || pod.Links[0].Peer != "b" {
+		t.Fatalf("marked then described: %+v from %q, %v; want b's link from etcd", pod, src, err)
+	}
+	etcd = &fakeSource{name: "etcd", err: ErrNoMetadata}
+	pod, src, err = Lookup(context.Background(), []Source{kube, etcd}, Query{PodName: "a"}, master)
+	if err != nil || src != "kubernetes" || pod == nil || pod.Describes() {
+		t.Fatalf("marked only: %+v from %q, %v; want a ratchet pod without links from kubernetes", pod, src, err)
+	}
+	etcd = &fakeSource{name: "etcd", err: ErrSourceUnavailable}
+	if pod, _, err = Lookup(context.Background(), []Source{kube, etcd}, Query{PodName: "a"}, master); err != nil || pod == nil {
+		t.Fatalf("marked, later source unavailable: %+v, %v; want the marked pod", pod, err)
+	}
+	kube = &fakeSource{name: "kubernetes", labels: other}
+	etcd = &fakeSource{name: "etcd", labels: desc}
+	if pod, src, _ = Lookup(context.Background(), []Source{kube, etcd}, Query{PodName: "a"}, master); src != "kubernetes" || pod.Links[0].Peer != "c" {
+		t.Fatalf("two describing sources: %+v from %q, want the first's", pod, src)
 	}
 }

@@ -46,6 +46,13 @@ type Pod struct {
 	PublicIP        string `json:"publicIP,omitempty"`
 }
 
+// Describes reports whether the metadata says anything about the pod's
+// links: a pod that only carries ratchet=true (and its name) is marked as a
+// ratchet pod whose links are described elsewhere or later.
+func (p *Pod) Describes() bool {
+	return p.Primary || len(p.Links) > 0 || len(p.Expects) > 0
+}
+
 // Link is one point-to-point link seen from the pod that describes it.
 type Link struct {
 	// Peer is the name of the pod at the other end (same namespace).

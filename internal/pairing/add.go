@@ -68,7 +68,7 @@ func (m *Manager) Add(ctx context.Context, req *Request, prep *Prepared) error {
 	log := m.log.With("pod", podKey(pod.Namespace, pod.Name), "metadataSource", prep.src)
 	start := time.Now()
 	unlock := m.lockPod(pod.Namespace, pod.Name)
-	pending, err := m.add(ctx, req, pod)
+	pending, err := m.add(ctx, req, pod, prep.src)
 	unlock()
 	if err != nil {
 		return fmt.Errorf("pod %s: %w", podKey(pod.Namespace, pod.Name), err)
@@ -87,7 +87,7 @@ func (m *Manager) IsRatchetPod(ctx context.Context, req *Request) (bool, error) 
 // lookup finds the pod's metadata in the configured sources.
 func (m *Manager) lookup(ctx context.Context, req *Request) (*metadata.Pod, string, error) {
 	ns, name := k8sArgs(req.Args)
-	q := metadata.Query{ContainerID: req.ContainerID, PodNamespace: ns, PodName: name}
+	q := metadata.Query{ContainerID: req.ContainerID, PodNamespace: ns, PodName: name, Annotations: req.Annotations}
 	lctx, cancel := context.WithTimeout(ctx, 2*m.conf.Etcd.Timeout.D())
 	defer cancel()
 	return metadata.Lookup(lctx, m.sources, q, req.Reserved...)
@@ -96,7 +96,7 @@ func (m *Manager) lookup(ctx context.Context, req *Request) (*metadata.Pod, stri
 // add records the pod, declares its links and settles each one; those whose
 // peer is not ready are the agent's reconcile loop's. It returns the number
 // of links left pending.
-func (m *Manager) add(ctx context.Context, req *Request, pod *metadata.Pod) (pending int, err error) {
+func (m *Manager) add(ctx context.Context, req *Request, pod *metadata.Pod, src string) (pending int, err error) {
 	t := m.phases("add")
 	kv, err := m.store()
 	if err != nil {
@@ -110,7 +110,7 @@ func (m *Manager) add(ctx context.Context, req *Request, pod *metadata.Pod) (pen
 	me := store.PodRecord{
 		Namespace: pod.Namespace, Name: pod.Name, ContainerID: req.ContainerID, Netns: req.NetNS,
 		IfName: req.IfName, Host: m.conf.Host.Name, HostAddress: addr, Pod: *pod, Created: time.Now().UTC(),
-		NetnsInode: netnsInode(req.NetNS),
+		NetnsInode: netnsInode(req.NetNS), Source: src, Reserved: req.Reserved,
 	}
 	st := stateOf(&me)
 	if err := m.writeLocal(st); err != nil {

@@ -25,6 +25,9 @@ type cache struct {
 	// changed is closed (and replaced) whenever rev advances.
 	changed chan struct{}
 	spaces  map[string]*space
+	// removed are link records deleted since the reconcile loop last
+	// looked, by namespace (see noteRemoved).
+	removed map[string][]store.LinkRecord
 }
 
 // space is one namespace's records.
@@ -250,6 +253,52 @@ func (c *cache) offerLink(ns string, rec store.LinkRecord, ver int64) {
 	}
 	s.links[rec.ID] = versioned[store.LinkRecord]{rec, ver}
 	s.indexLink(rec)
+}
+
+// offerPod is offerLink for a pod record.
+func (c *cache) offerPod(ns string, rec store.PodRecord, ver int64) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if !c.live || c.rev >= ver {
+		return
+	}
+	s := c.spaces[ns]
+	if s == nil {
+		s = newSpace()
+		c.spaces[ns] = s
+	}
+	if old, ok := s.pods[rec.Name]; ok && old.ver >= ver {
+		return
+	}
+	s.pods[rec.Name] = versioned[store.PodRecord]{rec, ver}
+}
+
+// maxRemoved bounds the deleted link records a namespace keeps for the
+// reconcile loop (see noteRemoved); older ones are forgotten.
+const maxRemoved = 4096
+
+// noteRemoved keeps a deleted link record until the reconcile loop takes it
+// (takeRemoved) to remove the ends its pods on this host still hold.
+func (c *cache) noteRemoved(ns string, rec store.LinkRecord) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.removed == nil {
+		c.removed = map[string][]store.LinkRecord{}
+	}
+	r := append(c.removed[ns], rec)
+	if len(r) > maxRemoved {
+		r = r[len(r)-maxRemoved:]
+	}
+	c.removed[ns] = r
+}
+
+// takeRemoved returns and forgets the deleted link records of ns.
+func (c *cache) takeRemoved(ns string) []store.LinkRecord {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	r := c.removed[ns]
+	delete(c.removed, ns)
+	return r
 }
 
 // await waits until the copy is live and has folded in revision rev, for

@@ -23,11 +23,15 @@ type Follower struct {
 	// local are the pods recorded on this host, by namespace.
 	local map[string]map[string]bool
 	stats map[string]NamespaceStats
+	// said is the last state of each link with an end on this host, as
+	// its Events told it (ns/id → state); the follow goroutine's alone.
+	said map[string]store.LinkState
 }
 
 // NewFollower returns the reconcile loop of m; Run runs it.
 func (m *Manager) NewFollower() *Follower {
-	return &Follower{m: m, queue: newQueue(), local: map[string]map[string]bool{}, stats: map[string]NamespaceStats{}}
+	return &Follower{m: m, queue: newQueue(), local: map[string]map[string]bool{}, stats: map[string]NamespaceStats{},
+		said: map[string]store.LinkState{}}
 }
 
 // Run lists this host's pods, reconciles them fully (the agent's start)
@@ -36,6 +40,11 @@ func (f *Follower) Run(ctx context.Context) error {
 	done := make(chan struct{})
 	go func() { defer close(done); f.work(ctx) }()
 	defer func() { <-done }()
+	if f.m.kube != nil {
+		// A pod of the node whose labels or annotations changed: its
+		// namespace is reconciled (and the pod re-declared).
+		defer f.m.kube.Subscribe(f.podChanged)()
+	}
 	first := true
 	for ctx.Err() == nil {
 		var rev int64
@@ -147,10 +156,18 @@ func (f *Follower) follow(ctx context.Context, rev int64) {
 // apply notes a pod event and enqueues the namespace of any event that
 // may concern this host's pods.
 func (f *Follower) apply(ev store.Event) {
-	f.m.cache.apply(f.m.keys, ev)
 	kind, ns, name, ok := splitKey(f.m.keys, ev.KV.Key)
+	var old versioned[store.LinkRecord]
+	had := false
+	if ok && kind == kindLinks && ev.Type == store.Delete {
+		old, had = f.m.cache.link(ns, name)
+	}
+	f.m.cache.apply(f.m.keys, ev)
 	if !ok {
 		return
+	}
+	if kind == kindLinks {
+		f.linkChanged(ev, ns, name, old.val, had)
 	}
 	f.mu.Lock()
 	defer f.mu.Unlock()
@@ -171,6 +188,50 @@ func (f *Follower) apply(ev store.Event) {
 		}
 	}
 	if f.local[ns] != nil && (kind == kindPods || kind == kindLinks || kind == kindAnnounce) {
+		f.queue.add(ns, false)
+	}
+}
+
+// linkChanged follows a link's event: a deleted link is kept for the
+// reconcile loop (its ends here are removed) and a link with an end on
+// this host whose state changed gets its Event.
+func (f *Follower) linkChanged(ev store.Event, ns, id string, old store.LinkRecord, had bool) {
+	key := ns + "/" + id
+	if ev.Type == store.Delete {
+		_, said := f.said[key]
+		delete(f.said, key)
+		if had {
+			f.m.cache.noteRemoved(ns, old)
+			if said {
+				f.m.linkEvents(ns, &old, ReasonLinkRemoved)
+			}
+		}
+		return
+	}
+	var rec store.LinkRecord
+	if store.Decode(ev.KV, &rec) != nil || !f.m.hasLocalEnd(ns, &rec) {
+		return
+	}
+	prev, said := f.said[key]
+	f.said[key] = rec.State
+	if said && prev == rec.State {
+		return
+	}
+	switch rec.State {
+	case store.LinkWired:
+		f.m.linkEvents(ns, &rec, ReasonLinkWired)
+	case store.LinkFailed:
+		f.m.linkEvents(ns, &rec, ReasonLinkFailed)
+	}
+}
+
+// podChanged enqueues the namespace of a pod of this host whose
+// Kubernetes labels or annotations changed.
+func (f *Follower) podChanged(ns, name string) {
+	f.mu.Lock()
+	local := f.local[ns][name]
+	f.mu.Unlock()
+	if local {
 		f.queue.add(ns, false)
 	}
 }

@@ -68,8 +68,9 @@ func (h *harness) manager(host string) *Manager {
 	return m
 }
 
-// managerWith is manager with the given sources (nil: the netconf's).
-func (h *harness) managerWith(host string, sources []metadata.Source) *Manager {
+// managerWith is manager with the given sources (nil: the netconf's);
+// setup runs on the Manager before its agent loop starts.
+func (h *harness) managerWith(host string, sources []metadata.Source, setup ...func(*Manager)) *Manager {
 	h.t.Helper()
 	raw := map[string]any{"cniVersion": "1.0.0", "name": "net", "type": "ratchet",
 		"delegates": []any{map[string]any{"type": "bridge"}, map[string]any{"type": "ptp"}},
@@ -83,6 +84,9 @@ func (h *harness) managerWith(host string, sources []metadata.Source) *Manager {
 	}
 	log := slog.New(slog.NewTextHandler(testWriter{h.t}, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	m := New(conf, log, Deps{Store: h.kv, Wirer: h.wire, Sources: sources})
+	for _, fn := range setup {
+		fn(m)
+	}
 	if sources != nil {
 		h.startAgent(host, m)
 	}
@@ -109,6 +113,8 @@ func (h *harness) startAgent(host string, m *Manager) {
 type pod struct {
 	host, id, netns string
 	labels          map[string]string
+	// args is CNI_ARGS (the Kubernetes pod's name and namespace).
+	args string
 }
 
 // newPod makes a sandbox on host with labels (nil: not a ratchet pod).
@@ -121,7 +127,7 @@ func (h *harness) newPod(host, id string, labels map[string]string) *pod {
 }
 
 func (h *harness) request(p *pod) *Request {
-	return &Request{ContainerID: p.id, NetNS: p.netns, IfName: "eth0", Reserved: []string{"eth0", "net1"}}
+	return &Request{ContainerID: p.id, NetNS: p.netns, IfName: "eth0", Reserved: []string{"eth0", "net1"}, Args: p.args}
 }
 
 // add runs ADD's pairing for p on its host, prepared as the plugin does.

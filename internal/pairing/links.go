@@ -352,6 +352,36 @@ func declares(pod *metadata.Pod, id string) bool {
 // current record describes any more (a link of an earlier incarnation): a
 // link exists only while a pod declares or expects it.
 func (m *Manager) dropUndeclared(ctx context.Context, kv store.Store, v *view, me *store.PodRecord, want []wanted) error {
+	return m.dropStale(ctx, kv, v, m.undeclared(v, me, want))
+}
+
+// dropUndeclaredConfirmed is dropUndeclared for the reconcile loop, whose
+// view may lag a peer's new declaration: a link is dropped only once etcd
+// confirms that the peer has a record and it does not declare the link
+// (a peer that is away may come back with it).
+func (m *Manager) dropUndeclaredConfirmed(ctx context.Context, v *view, me *store.PodRecord, want []wanted) error {
+	var stale []string
+	for _, id := range m.undeclared(v, me, want) {
+		l, _ := v.link(id)
+		_, theirs := l.val.EndsOf(me.Name)
+		peer, _, err := store.GetPod(ctx, m.kv, m.keys, me.Namespace, theirs.Pod)
+		switch {
+		case errors.Is(err, store.ErrNotFound):
+			continue // the peer is away: it may come back with the link
+		case err != nil:
+			return fmt.Errorf("confirm link %s is undeclared: %w", id, err)
+		case declares(&peer.Pod, id):
+			continue
+		}
+		stale = append(stale, id)
+	}
+	return m.dropStale(ctx, m.kv, v, stale)
+}
+
+// undeclared lists the links of pod me that neither want (its own
+// declaration and the links announced towards it) nor the peer's pod
+// record describes.
+func (m *Manager) undeclared(v *view, me *store.PodRecord, want []wanted) []string {
 	wanted := map[string]bool{}
 	for _, w := range want {
 		wanted[w.rec.ID] = true
@@ -366,6 +396,12 @@ func (m *Manager) dropUndeclared(ctx context.Context, kv store.Store, v *view, m
 		}
 		stale = append(stale, id)
 	}
+	return stale
+}
+
+// dropStale deletes the records of links no pod declares and removes their
+// ends on this host.
+func (m *Manager) dropStale(ctx context.Context, kv store.Store, v *view, stale []string) error {
 	return parallelCtx(ctx, len(stale), func(ctx context.Context, i int) error {
 		l, _ := v.link(stale[i])
 		if _, err := store.DeleteLink(ctx, kv, m.keys, v.ns, stale[i], func(*store.LinkRecord) bool { return false }); err != nil {

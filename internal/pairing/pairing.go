@@ -45,6 +45,9 @@ type Request struct {
 	// Reserved are the interface names the delegates use in the pod
 	// (CNI_IFNAME, net1, …): no link may take them.
 	Reserved []string
+	// Annotations are the pod's annotations the runtime passed in
+	// runtimeConfig (io.kubernetes.cri.pod-annotations); nil when none.
+	Annotations map[string]string
 }
 
 // Deps are the Manager's collaborators; a nil field means the real one.
@@ -80,6 +83,8 @@ type Manager struct {
 	// ends remembers the state last put on each link end (see endstate.go).
 	ends *endStates
 	obs  Observer
+	// kube is the agent's watch of its node's pods; nil without one.
+	kube KubePods
 }
 
 // New returns a Manager for conf. It connects to etcd only when a pod turns
@@ -90,7 +95,7 @@ func New(conf *config.NetConf, log *slog.Logger, deps Deps) *Manager {
 	}
 	m := &Manager{conf: conf, log: log, keys: store.Keys{Prefix: conf.Etcd.Prefix},
 		kv: deps.Store, wire: cmp.Or[Wirer](deps.Wirer, &kernel{}), sources: deps.Sources, locks: &podLocks{}, cache: newCache(), ends: newEndStates(),
-		obs: cmp.Or[Observer](deps.Observer, nopObserver{})}
+		obs: cmp.Or[Observer](deps.Observer, nopObserver{}), kube: deps.Kube}
 	if m.sources == nil {
 		m.sources = m.defaultSources()
 	}

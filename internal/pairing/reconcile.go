@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/ratchet-cni/ratchet/internal/agentapi"
+	"github.com/ratchet-cni/ratchet/internal/metadata"
 	"github.com/ratchet-cni/ratchet/internal/store"
 	"github.com/ratchet-cni/ratchet/internal/wiring"
 )
@@ -27,9 +28,10 @@ func (m *Manager) Reconcile(ctx context.Context, ns string, full bool) (Namespac
 	if err != nil {
 		return st, err
 	}
+	m.removeDeletedEnds(ctx, ns)
 	var errs []error
 	for _, lp := range local {
-		ps, err := m.reconcilePod(ctx, lp.view, lp.pod, lp.want, full)
+		ps, err := m.reconcilePod(ctx, lp.view, lp.pod, lp.towards, full)
 		st.Pods, st.Links, st.Pending = st.Pods+ps.Pods, st.Links+ps.Links, st.Pending+ps.Pending
 		if err != nil {
 			errs = append(errs, fmt.Errorf("pod %s: %w", podKey(ns, lp.pod.Name), err))
@@ -39,11 +41,11 @@ func (m *Manager) Reconcile(ctx context.Context, ns string, full bool) (Namespac
 }
 
 // localPod is one pod of this host as Reconcile sees it: its record, the
-// links it wants, and the view they are settled in.
+// links announced towards it, and the view they are settled in.
 type localPod struct {
-	pod  store.PodRecord
-	want []wanted
-	view *view
+	pod     store.PodRecord
+	towards []metadata.Link
+	view    *view
 }
 
 // reconcileView returns the pods of namespace ns recorded on this host,
@@ -57,9 +59,9 @@ func (m *Manager) reconcileView(ctx context.Context, ns string) ([]localPod, err
 		v := m.cache.view(ns, names, nil)
 		var peers []string
 		for _, p := range v.localPods(m.conf.Host.Name) {
-			want := wantedFrom(&p.Pod, m.cache.towards(ns, p.Name))
-			peers = append(peers, peersOf(want)...)
-			out = append(out, localPod{pod: p, want: want})
+			towards := m.cache.towards(ns, p.Name)
+			peers = append(peers, peersOf(wantedFrom(&p.Pod, towards))...)
+			out = append(out, localPod{pod: p, towards: towards})
 		}
 		v = m.cache.view(ns, names, peers)
 		for i := range out {
@@ -76,7 +78,7 @@ func (m *Manager) reconcileView(ctx context.Context, ns string) ([]localPod, err
 		return nil, err
 	}
 	for _, p := range v.localPods(m.conf.Host.Name) {
-		out = append(out, localPod{pod: p, want: wantedFrom(&p.Pod, announcedTowards(&p.Pod, announced)), view: v})
+		out = append(out, localPod{pod: p, towards: announcedTowards(&p.Pod, announced), view: v})
 	}
 	return out, nil
 }
@@ -101,7 +103,7 @@ func (v *view) localPods(host string) []store.PodRecord {
 }
 
 // reconcilePod is Reconcile for one pod, under its lock.
-func (m *Manager) reconcilePod(ctx context.Context, v *view, p store.PodRecord, want []wanted, full bool) (NamespaceStats, error) {
+func (m *Manager) reconcilePod(ctx context.Context, v *view, p store.PodRecord, towards []metadata.Link, full bool) (NamespaceStats, error) {
 	unlock := m.lockPod(p.Namespace, p.Name)
 	defer unlock()
 	st, ok := m.readLocal(p.ContainerID)
@@ -114,6 +116,11 @@ func (m *Manager) reconcilePod(ctx context.Context, v *view, p store.PodRecord, 
 	}
 	if full {
 		m.verifyEnds(ctx, v, &p)
+	}
+	p = m.redeclare(ctx, v, p)
+	want := wantedFrom(&p.Pod, towards)
+	if err := m.dropUndeclaredConfirmed(ctx, v, &p, want); err != nil {
+		m.log.Warn("drop undeclared links of pod", "pod", podKey(p.Namespace, p.Name), "err", err)
 	}
 	if err := m.ensureLinks(ctx, m.kv, v, want); err != nil {
 		m.log.Warn("links of pod", "pod", podKey(p.Namespace, p.Name), "err", err)
@@ -241,5 +248,32 @@ func retryUnavailable(ctx context.Context, fn func() error) error {
 		case <-time.After(delay):
 		}
 		delay = min(2*delay, 2*time.Second)
+	}
+}
+
+// removeDeletedEnds removes, from the pods of this host, the ends of the
+// links of namespace ns whose records were deleted since the last round
+// (a link another host's agent dropped as undeclared): the interface goes
+// when it is still the link's (its alias names it) and no record of the
+// same link came back meanwhile.
+func (m *Manager) removeDeletedEnds(ctx context.Context, ns string) {
+	for _, rec := range m.cache.takeRemoved(ns) {
+		for _, end := range []store.LinkEnd{rec.A, rec.B} {
+			p, ok := m.cache.pod(ns, end.Pod)
+			if !ok || p.val.Host != m.conf.Host.Name || end.ContainerID != p.val.ContainerID {
+				continue
+			}
+			unlock := m.lockPod(ns, end.Pod)
+			if _, back := m.cache.link(ns, rec.ID); !back {
+				err := m.wire.Remove(ctx, p.val.Netns, end.IfName, rec.ID)
+				switch {
+				case err == nil:
+					m.log.Debug("removed the end of a deleted link", "link", rec.ID, "pod", podKey(ns, end.Pod), "ifname", end.IfName)
+				case !errors.Is(err, wiring.ErrNotOwned):
+					m.log.Warn("remove the end of a deleted link", "link", rec.ID, "ifname", end.IfName, "err", err)
+				}
+			}
+			unlock()
+		}
 	}
 }

@@ -1,9 +1,13 @@
 package pairing
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
+	"maps"
+	"strconv"
+	"strings"
 	"time"
 
 	"github.com/ratchet-cni/ratchet/internal/config"
@@ -28,6 +32,8 @@ func (m *Manager) defaultSources() []metadata.Source {
 			out = append(out, ds)
 		case config.SourceEtcd:
 			out = append(out, &etcdSource{m: m})
+		case sourceKubernetes:
+			out = append(out, &kubeSource{pods: m.kube})
 		}
 	}
 	return out
@@ -108,4 +114,71 @@ func (b brokenSource) Name() string { return b.name }
 
 func (b brokenSource) Labels(context.Context, metadata.Query) (map[string]string, error) {
 	return nil, b.err
+}
+
+// sourceKubernetes names the kubernetes metadata source in the netconf's
+// "metadata".
+const sourceKubernetes = "kubernetes"
+
+// kubeSource reads a Kubernetes pod's ratchet keys: the annotations the
+// runtime passed with the call first, then the agent's watch of its node's
+// pods (labels, and annotations when the call carried none). Without a
+// watch it reads the call's annotations alone.
+type kubeSource struct{ pods KubePods }
+
+// Name is "kubernetes".
+func (s *kubeSource) Name() string { return sourceKubernetes }
+
+// Labels returns the pod's ratchet keys, its labels overlaid by its
+// annotations, with ratchet.pod_name and ratchet.namespace set to the
+// pod's own name and namespace.
+func (s *kubeSource) Labels(ctx context.Context, q metadata.Query) (map[string]string, error) {
+	if q.PodName == "" {
+		return nil, fmt.Errorf("no Kubernetes pod name in CNI_ARGS: %w", metadata.ErrNoMetadata)
+	}
+	ns := cmp.Or(q.PodNamespace, metadata.DefaultNamespace)
+	given := ratchetKeys(q.Annotations)
+	out := map[string]string{}
+	if s.pods != nil {
+		watched, err := s.pods.Labels(ctx, ns, q.PodName)
+		switch {
+		case err == nil:
+			maps.Copy(out, watched)
+		case errors.Is(err, metadata.ErrNoMetadata):
+		case errors.Is(err, metadata.ErrSourceUnavailable) && q.Annotations != nil:
+			// The call's annotations are the pod's; only its labels are
+			// unknown. Annotations saying nothing of ratchet: not a
+			// ratchet pod, unless a label says so, which cannot be seen.
+		default:
+			return nil, err
+		}
+	}
+	maps.Copy(out, given)
+	if len(out) == 0 {
+		return nil, fmt.Errorf("pod %s has no ratchet labels or annotations: %w", podKey(ns, q.PodName), metadata.ErrNoMetadata)
+	}
+	return ownName(out, ns, q.PodName)
+}
+
+// ratchetKeys returns the "ratchet" and "ratchet.*" entries of kv.
+func ratchetKeys(kv map[string]string) map[string]string {
+	out := map[string]string{}
+	for k, v := range kv {
+		if k == metadata.KeyRatchet || strings.HasPrefix(k, metadata.KeyRatchet+".") {
+			out[k] = v
+		}
+	}
+	return out
+}
+
+// ownName sets a Kubernetes pod's ratchet.pod_name and ratchet.namespace
+// to its own; keys naming another pod are an error that names the key.
+func ownName(labels map[string]string, ns, name string) (map[string]string, error) {
+	for key, want := range map[string]string{metadata.KeyPodName: name, metadata.KeyNamespace: ns} {
+		if got, ok := labels[key]; ok && got != want {
+			return nil, &metadata.Error{Key: key, Value: got, Reason: "a Kubernetes pod's must be its own, " + strconv.Quote(want)}
+		}
+		labels[key] = want
+	}
+	return labels, nil
 }

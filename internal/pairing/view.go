@@ -130,6 +130,20 @@ func (v *view) setLink(rec store.LinkRecord, ver int64) {
 	}
 }
 
+// setPod records a newer version of a pod record, this operation's own
+// write, and passes it on to the watched copy the view was cut from.
+func (v *view) setPod(rec store.PodRecord, ver int64) {
+	v.mu.Lock()
+	if cur, ok := v.pods[rec.Name]; !ok || cur.ver < ver {
+		v.pods[rec.Name] = versioned[store.PodRecord]{rec, ver}
+	}
+	more := v.more
+	v.mu.Unlock()
+	if more != nil {
+		more.offerPod(v.ns, rec, ver)
+	}
+}
+
 // dropLink forgets a link whose record was deleted.
 func (v *view) dropLink(id string) {
 	v.mu.Lock()

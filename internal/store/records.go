@@ -27,6 +27,13 @@ type PodRecord struct {
 	HostAddress string       `json:"hostAddress"`
 	Pod         metadata.Pod `json:"pod"`
 	Created     time.Time    `json:"created"`
+	// Source is the metadata source that described the pod ("docker",
+	// "kubernetes", "etcd"); the agent re-reads the sources that can
+	// change (all but docker) and re-declares the pod's links.
+	Source string `json:"source,omitempty"`
+	// Reserved are the interface names of the pod's delegates, which no
+	// link may take.
+	Reserved []string `json:"reserved,omitempty"`
 }
 
 // LinkEnd is one end of a link.
