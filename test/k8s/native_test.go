@@ -140,7 +140,7 @@ func (e *env) sidecars(t *testing.T) {
 	begin := time.Now()
 	e.apply(t, "announcer-job.yaml")
 	id := "sidecar-pair.in2--sidecar-primary.in1"
-	wired := e.waitWired(t, 3*time.Minute, id)
+	wired := e.waitWired(t, 2*time.Minute, id)
 	wiredAt := time.Now()
 	e.waitReady(t, pods...)
 	var started time.Time
