@@ -31,8 +31,9 @@ import (
 //     "ipMasq": false (else flannel's bridge masquerades pod traffic).
 //   - No FRR image: the routers of the router chain are busybox with the
 //     static routes OSPF would have learned, and forwarding on.
-//   - The sidecar Pods of announcer-job.yaml (an alternative form, whose
-//     records act only when a pod is re-created) are not applied.
+//   - The sidecar Pods of announcer-job.yaml are applied only where the
+//     overlay asks for them (sidecars: the Kubernetes-native test), with
+//     ETCD_ENDPOINTS as the Jobs'.
 //
 // Images keep the manifests' names (busybox:1.36, registry.k8s.io/pause:3.10,
 // ratchet/ratchet:latest, ratchet/announcer:latest are built locally and
@@ -43,6 +44,8 @@ import (
 type overlay struct {
 	etcdEndpoints string // comma-separated
 	pvDir         string
+	// sidecars: apply the sidecar Pods of announcer-job.yaml.
+	sidecars bool
 }
 
 func newOverlay(c *k8senv.Cluster) *overlay {
@@ -92,7 +95,10 @@ func (o *overlay) apply(obj map[string]any) ([]map[string]any, error) {
 	name, _ := meta["name"].(string)
 	switch {
 	case kind == "Pod" && strings.HasPrefix(name, "sidecar-"):
-		return nil, nil
+		if !o.sidecars {
+			return nil, nil
+		}
+		setEnv(podSpec(obj), "ETCD_ENDPOINTS", o.etcdEndpoints)
 	case kind == "StatefulSet" && name == "ratchet-etcd":
 		return []map[string]any{o.etcd(obj), o.etcdVolume()}, nil
 	case kind == "ConfigMap" && name == "ratchet-netconf":
@@ -105,8 +111,8 @@ func (o *overlay) apply(obj map[string]any) ([]map[string]any, error) {
 		// own address is.
 		addEnv(podSpec(obj), "KUBERNETES_SERVICE_HOST", k8senv.ControlPlaneIP)
 		addEnv(podSpec(obj), "KUBERNETES_SERVICE_PORT", "6443")
-	case kind == "Pod" && (name == "quagga-a" || name == "quagga-b"):
-		o.router(obj, name)
+	case kind == "Pod" && routes[strings.TrimPrefix(name, "ann-")] != "":
+		o.router(obj, strings.TrimPrefix(name, "ann-"))
 	}
 	return []map[string]any{obj}, nil
 }
@@ -163,7 +169,8 @@ func (o *overlay) netconf(obj map[string]any) error {
 	return nil
 }
 
-// routes are the static routes of the routers (what OSPF would learn).
+// routes are the static routes of the routers (what OSPF would learn), by
+// name in pods-router-chain.yaml (pods-annotated.yaml's have prefix ann-).
 var routes = map[string]string{
 	"quagga-a": "ip route replace 192.0.2.4/30 via 203.0.113.2 dev mid1",
 	"quagga-b": "ip route replace 192.0.2.0/30 via 203.0.113.1 dev mid1",
