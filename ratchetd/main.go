@@ -14,6 +14,8 @@ import (
 	"runtime/debug"
 	"syscall"
 
+	"k8s.io/klog/v2"
+
 	"github.com/ratchet-cni/ratchet/internal/agent"
 	"github.com/ratchet-cni/ratchet/internal/config"
 	"github.com/ratchet-cni/ratchet/internal/logging"
@@ -33,6 +35,8 @@ func main() {
 		*metricsAddr = "" // several on-demand agents may share a netns: no port to fight over
 	}
 	log, closeLog := openLog(*netconf, *logFile, *logLevel)
+	// client-go logs through klog: into the agent's JSON log, not stderr.
+	klog.SetSlogLogger(log.With("library", "client-go"))
 	defer closeLog()
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 	defer stop()
