@@ -230,20 +230,13 @@ func (s *space) unindexAnnounced(name string, p *metadata.Pod) {
 }
 
 // offerLink folds in a link record the agent itself wrote at version ver,
-// ahead of its watch event. It is taken only while the copy has not
-// folded revision ver yet: then nothing newer about the key (a later
-// write, its delete) can be in the copy. The copy's revision does not move
-// (what lies before ver is still to come).
+// ahead of its watch event (see ownWrite).
 func (c *cache) offerLink(ns string, rec store.LinkRecord, ver int64) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if !c.live || c.rev >= ver {
-		return
-	}
-	s := c.spaces[ns]
+	s := c.ownWrite(ns, ver)
 	if s == nil {
-		s = newSpace()
-		c.spaces[ns] = s
+		return
 	}
 	if old, ok := s.links[rec.ID]; ok {
 		if old.ver >= ver {
@@ -259,18 +252,32 @@ func (c *cache) offerLink(ns string, rec store.LinkRecord, ver int64) {
 func (c *cache) offerPod(ns string, rec store.PodRecord, ver int64) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if !c.live || c.rev >= ver {
+	s := c.ownWrite(ns, ver)
+	if s == nil {
 		return
+	}
+	if old, ok := s.pods[rec.Name]; ok && old.ver >= ver {
+		return
+	}
+	s.pods[rec.Name] = versioned[store.PodRecord]{rec, ver}
+}
+
+// ownWrite returns the records of namespace ns that take a write of the
+// agent's own at version ver, or nil. A write is taken only while the copy
+// is live and has not folded revision ver yet: then nothing newer about
+// the key (a later write, its delete) can be in the copy. The copy's
+// revision does not move (what lies before ver is still to come). Called
+// with c.mu held.
+func (c *cache) ownWrite(ns string, ver int64) *space {
+	if !c.live || c.rev >= ver {
+		return nil
 	}
 	s := c.spaces[ns]
 	if s == nil {
 		s = newSpace()
 		c.spaces[ns] = s
 	}
-	if old, ok := s.pods[rec.Name]; ok && old.ver >= ver {
-		return
-	}
-	s.pods[rec.Name] = versioned[store.PodRecord]{rec, ver}
+	return s
 }
 
 // maxRemoved bounds the deleted link records a namespace keeps for the

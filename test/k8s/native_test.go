@@ -8,8 +8,6 @@ import (
 	"strings"
 	"testing"
 	"time"
-
-	"github.com/ratchet-cni/ratchet/internal/k8senv"
 )
 
 // The Kubernetes-native proof (issue 13), on its own cluster: links
@@ -27,20 +25,9 @@ import (
 // makes and deletes its own pods). The last step checks that nothing of
 // ratchet is left.
 func TestKubernetesNativeOnRealCluster(t *testing.T) {
-	requireSuite(t)
-	var c *k8senv.Cluster
-	before := hostState(t)
-	t.Cleanup(func() { checkHostClean(t, c, before) }) // after the cluster's cleanups
-	start := time.Now()
-	c = k8senv.Start(t, k8senv.Options{})
-	t.Logf("cluster up in %v: %v", time.Since(start).Round(time.Millisecond), c.Timings)
-	e := &env{t: t, c: c, ov: newOverlay(c), onDemand: map[string]bool{}}
+	e := startCluster(t)
 	e.ov.sidecars = true
-	steps := []struct {
-		name  string
-		fn    func(*testing.T)
-		setup bool // its failure stops the test
-	}{
+	runSteps(t, []step{
 		{"EtcdStatefulSetRuns", e.etcd, true},
 		{"InstallerAndAgentDaemonSetsServeEveryNode", e.installer, true},
 		{"NetconfLooksUpKubernetesAndDeclaresCapabilities", e.nativeNetconf, false},
@@ -51,15 +38,7 @@ func TestKubernetesNativeOnRealCluster(t *testing.T) {
 		{"HostPortReachableThroughFlannelAndPortmap", e.hostPort, false},
 		{"PlainPodsUntouchedAndReadyWithRatchetsEtcdDown", e.plainWithoutEtcd, false},
 		{"NothingLeftAfterwards", e.nativeNothingLeft, false},
-	}
-	for _, s := range steps {
-		begin := time.Now()
-		ok := t.Run(s.name, s.fn)
-		t.Logf("%s: %v", s.name, time.Since(begin).Round(time.Millisecond))
-		if !ok && s.setup {
-			t.FailNow()
-		}
-	}
+	})
 }
 
 // nativeNetconf checks that the installed netconf looks up the kubernetes
@@ -397,35 +376,8 @@ func (e *env) plainWithoutEtcd(t *testing.T) {
 // record and no link end is left; then the agents, the announced records
 // and the workloads go.
 func (e *env) nativeNothingLeft(t *testing.T) {
-	var left []string
-	deadline := time.Now().Add(time.Minute)
-	for {
-		left = nil
-		s := e.status(t)
-		for _, p := range s.Pods {
-			if p.Recorded {
-				left = append(left, "pod "+p.Name)
-			}
-		}
-		for _, l := range s.Links {
-			left = append(left, "link "+l.ID)
-		}
-		if len(left) == 0 || time.Now().After(deadline) {
-			break
-		}
-		time.Sleep(time.Second)
-	}
-	if len(left) > 0 {
+	if left := e.recordsLeft(t, time.Minute); len(left) > 0 {
 		t.Errorf("records left after deleting the pods: %v\n%s", left, e.ratchetLogs())
 	}
-	e.deleteAgents(t)
-	for _, n := range e.c.Nodes {
-		e.checkNodeClean(t, n)
-	}
-	e.ratchetctl(t, "delete", "--all", "--yes")
-	if s := e.status(t); len(s.Pods)+len(s.Links) > 0 {
-		t.Errorf("records left after ratchetctl delete --all: %+v", s)
-	}
-	e.kubectl(t, "delete", "job", "--all", "--wait=true", "--timeout=120s")
-	e.kubectl(t, "-n", "kube-system", "delete", "daemonset/ratchet-installer", "statefulset/ratchet-etcd", "--wait=true", "--timeout=120s")
+	e.removeRatchet(t)
 }
