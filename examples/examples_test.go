@@ -135,8 +135,8 @@ func TestClusterNetconfDelegatesToFlannelAndReadsEtcd(t *testing.T) {
 	if !maps.Equal(c.Capabilities, wantCapabilities) {
 		t.Errorf("capabilities %v, want %v", c.Capabilities, wantCapabilities)
 	}
-	if !slices.Equal(c.Metadata, []string{"etcd"}) {
-		t.Errorf("metadata %v, want [etcd] (no Docker labels under containerd)", c.Metadata)
+	if !slices.Equal(c.Metadata, []string{"kubernetes", "etcd"}) {
+		t.Errorf("metadata %v, want [kubernetes etcd] (no Docker labels under containerd)", c.Metadata)
 	}
 	if c.LogFile != "/var/log/ratchet.log" {
 		t.Errorf("logFile %q", c.LogFile)
