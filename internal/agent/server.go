@@ -21,10 +21,10 @@ func (a *Agent) mux() *http.ServeMux {
 	mux := http.NewServeMux()
 	mux.HandleFunc("POST "+agentapi.PathPing, a.handle("PING", a.ping))
 	mux.HandleFunc("POST "+agentapi.PathHandover, a.handle("HANDOVER", a.handover))
-	mux.HandleFunc("POST "+agentapi.PathLookup, a.handle("LOOKUP", a.podCall(a.lookup)))
-	mux.HandleFunc("POST "+agentapi.PathAdd, a.handle("ADD", a.podCall(a.add)))
-	mux.HandleFunc("POST "+agentapi.PathDel, a.handle("DEL", a.podCall(a.del)))
-	mux.HandleFunc("POST "+agentapi.PathCheck, a.handle("CHECK", a.podCall(a.check)))
+	mux.HandleFunc("POST "+agentapi.PathLookup, a.handle("LOOKUP", a.podCall(a.lookup, true)))
+	mux.HandleFunc("POST "+agentapi.PathAdd, a.handle("ADD", a.podCall(a.add, true)))
+	mux.HandleFunc("POST "+agentapi.PathDel, a.handle("DEL", a.podCall(a.del, false)))
+	mux.HandleFunc("POST "+agentapi.PathCheck, a.handle("CHECK", a.podCall(a.check, false)))
 	mux.HandleFunc("POST "+agentapi.PathStatus, a.handle("STATUS", a.status))
 	mux.HandleFunc("POST "+agentapi.PathGC, a.handle("GC", a.gc))
 	return mux
@@ -80,8 +80,10 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 	_ = json.NewEncoder(w).Encode(v)
 }
 
-// podCall decodes a pod's request and finds its pairer and logger.
-func (a *Agent) podCall(fn func(ctx context.Context, m *pairing.Manager, req *pairing.Request) (agentapi.Answer, error)) handler {
+// podCall decodes a pod's request and finds its pairer and logger. The
+// pod's annotations in runtimeConfig matter to a lookup (ADD, LOOKUP)
+// only: elsewhere (DEL, CHECK) ones that do not parse are left out.
+func (a *Agent) podCall(fn func(ctx context.Context, m *pairing.Manager, req *pairing.Request) (agentapi.Answer, error), lookup bool) handler {
 	return func(ctx context.Context, log *slog.Logger, body []byte) (agentapi.Answer, error) {
 		var req agentapi.Request
 		if err := json.Unmarshal(body, &req); err != nil {
@@ -92,7 +94,7 @@ func (a *Agent) podCall(fn func(ctx context.Context, m *pairing.Manager, req *pa
 			return agentapi.Answer{}, err
 		}
 		ann, err := podAnnotations(req.Netconf)
-		if err != nil {
+		if err != nil && lookup {
 			return agentapi.Answer{}, err
 		}
 		log = log.With("container", req.ContainerID, "ifname", req.IfName)

@@ -50,7 +50,7 @@ type Pod struct {
 // links: a pod that only carries ratchet=true (and its name) is marked as a
 // ratchet pod whose links are described elsewhere or later.
 func (p *Pod) Describes() bool {
-	return p.Primary || len(p.Links) > 0 || len(p.Expects) > 0
+	return len(p.Links) > 0 || len(p.Expects) > 0
 }
 
 // Link is one point-to-point link seen from the pod that describes it.

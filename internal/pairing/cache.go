@@ -59,16 +59,27 @@ const (
 
 // reset replaces the whole copy with kvs (a list of the pods, links and
 // announced directories, taken at revision rev or later) and marks the
-// copy live.
-func (c *cache) reset(keys store.Keys, kvs []store.KV, rev int64) {
+// copy live. It returns the link records the copy held that the list does
+// not (deleted while no watch ran).
+func (c *cache) reset(keys store.Keys, kvs []store.KV, rev int64) []store.LinkRecord {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	old := c.spaces
 	c.spaces = map[string]*space{}
 	for _, kv := range kvs {
 		c.fold(keys, store.Event{Type: store.Put, KV: kv})
 	}
+	var gone []store.LinkRecord
+	for ns, s := range old {
+		for id, l := range s.links {
+			if n := c.spaces[ns]; n == nil || n.links[id].ver == 0 {
+				gone = append(gone, l.val)
+			}
+		}
+	}
 	c.live = true
 	c.advance(rev)
+	return gone
 }
 
 // setLive says whether the watch after the last reset runs.
@@ -428,7 +439,8 @@ func (c *cache) localPods(ns, host string) []string {
 }
 
 // towards returns, seen from pod, the links that the announced records of
-// the other pods of ns declare towards it (see announcedTowards).
+// the other pods of ns declare towards it (see announcedTowards), leaving
+// out the records of pods another source describes (announcedCounts).
 func (c *cache) towards(ns, pod string) []metadata.Link {
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -439,6 +451,9 @@ func (c *cache) towards(ns, pod string) []metadata.Link {
 	names := slices.Sorted(maps.Keys(s.towards[pod]))
 	others := make([]*metadata.Pod, 0, len(names))
 	for _, name := range names {
+		if p, ok := s.pods[name]; !announcedCounts(p.val.Source, ok) {
+			continue // described by another source (announcedCounts)
+		}
 		others = append(others, s.announced[name].val.pod)
 	}
 	return linksTowards(pod, others)

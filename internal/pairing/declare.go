@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"reflect"
+	"slices"
 
 	"github.com/ratchet-cni/ratchet/internal/metadata"
 	"github.com/ratchet-cni/ratchet/internal/store"
@@ -53,31 +54,38 @@ func (s *kubeSource) Live(q metadata.Query) (map[string]string, error) {
 // declaredNow returns what the pod's sources say of it now, as ADD's
 // lookup would (metadata.Lookup: the first source describing the pod's
 // links wins, a source only marking it defers to later ones), with the
-// winning source's name. Sources that cannot change answer as at ADD: the
-// one that described the pod gives its recorded description, the others
-// nothing. ok is false when a source that matters cannot say now, or the
-// record does not name its source (an older agent's): then the record
-// stands. A pod no source marks any more stays a ratchet pod
+// winning source's name. Sources that cannot change, or cannot say now,
+// answer as at ADD: the one that described the pod gives its recorded
+// description, the others nothing. ok is false when the record does not
+// name a source of this netconf (an older agent's record, a changed
+// netconf): then the record stands. A pod no source marks any more stays a ratchet pod
 // (it was added as one) without links.
 func (m *Manager) declaredNow(p *store.PodRecord) (pod *metadata.Pod, src string, ok bool, err error) {
-	if p.Source == "" {
-		return nil, "", false, nil // recorded by an agent that did not say: it stands
+	if !slices.ContainsFunc(m.sources, func(s metadata.Source) bool { return s.Name() == p.Source }) {
+		// Recorded by an agent that did not say (older), or by a source
+		// this netconf no longer lists: the record stands.
+		return nil, "", false, nil
 	}
 	q := metadata.Query{ContainerID: p.ContainerID, PodNamespace: p.Namespace, PodName: p.Name}
 	var marked *metadata.Pod
 	var markedBy string
 	for _, s := range m.sources {
-		var cand *metadata.Pod
-		live, isLive := s.(liveSource)
-		switch {
-		case isLive:
-			labels, lerr := live.Live(q)
+		var labels map[string]string
+		known := false
+		if live, ok := s.(liveSource); ok {
+			var lerr error
+			labels, lerr = live.Live(q)
 			switch {
 			case errors.Is(lerr, metadata.ErrNoMetadata):
 				continue
-			case lerr != nil:
-				return nil, "", false, nil
+			case lerr == nil:
+				known = true
 			}
+			// Unavailable now: answered as a source that cannot change.
+		}
+		var cand *metadata.Pod
+		switch {
+		case known:
 			cand, err = metadata.Parse(labels, p.Reserved...)
 			if err != nil {
 				return nil, s.Name(), false, err
@@ -109,16 +117,20 @@ func (m *Manager) declaredNow(p *store.PodRecord) (pod *metadata.Pod, src string
 func (m *Manager) redeclare(ctx context.Context, v *view, p store.PodRecord) store.PodRecord {
 	now, src, ok, err := m.declaredNow(&p)
 	if err != nil {
-		m.log.Warn("a changed declaration is invalid; the pod keeps its links", "pod", podKey(p.Namespace, p.Name), "metadataSource", src, "err", err)
-		m.podEvent(p.Namespace, p.Name, "InvalidLinks", fmt.Sprintf("metadata from %s: %v; links unchanged", src, err), true)
+		// Said once per pod and error, not at every round.
+		if said, _ := m.invalid.Swap(p.ContainerID, err.Error()); said != err.Error() {
+			m.log.Warn("a changed declaration is invalid; the pod keeps its links", "pod", podKey(p.Namespace, p.Name), "metadataSource", src, "err", err)
+			m.podEvent(p.Namespace, p.Name, ReasonInvalidLinks, fmt.Sprintf("metadata from %s: %v; links unchanged", src, err), true)
+		}
 		return p
 	}
+	m.invalid.Delete(p.ContainerID)
 	if !ok || reflect.DeepEqual(*now, p.Pod) && src == p.Source {
 		return p
 	}
 	rec, ver, err := store.Update(ctx, m.kv, m.keys.Pod(p.Namespace, p.Name), func(r *store.PodRecord) error {
-		if r.ContainerID != p.ContainerID {
-			return store.ErrUnchanged // another incarnation: not this loop's
+		if r.ContainerID != p.ContainerID || r.Source != p.Source || !reflect.DeepEqual(r.Pod, p.Pod) {
+			return store.ErrUnchanged // changed meanwhile (another incarnation, or another writer): next round
 		}
 		r.Pod, r.Source = *now, src
 		return nil

@@ -291,17 +291,19 @@ func TestDeclaredNowKeepsWhatCannotBeReRead(t *testing.T) {
 	m.sources = []metadata.Source{namedSource{"docker"}, &etcdSource{m: m}}
 	links := []metadata.Link{{Peer: "b", IfName: "e1", PeerIfName: "e2"}}
 	marked := store.PodRecord{Namespace: "default", Name: "a", Source: "docker", Pod: metadata.Pod{Name: "a", Namespace: "default"}}
-	if _, _, ok, _ := m.declaredNow(&marked); ok {
-		t.Fatal("a pod Docker only marks re-declared while the watched copy is not live")
+	if pod, _, ok, err := m.declaredNow(&marked); !ok || err != nil || !reflect.DeepEqual(*pod, marked.Pod) {
+		t.Fatalf("a pod Docker only marks, the watched copy not live: %+v (%v, %v); want its record's", pod, ok, err)
 	}
 	rec := store.PodRecord{Namespace: "default", Name: "a", Source: "docker", Pod: metadata.Pod{Name: "a", Namespace: "default", Links: links}}
 	m.cache.reset(store.Keys{Prefix: "/ratchet"}, nil, 1)
 	if pod, src, ok, err := m.declaredNow(&rec); !ok || err != nil || src != "docker" || !reflect.DeepEqual(*pod, rec.Pod) {
 		t.Fatalf("Docker-described pod: %+v from %q (%v, %v); want its record's", pod, src, ok, err)
 	}
-	rec.Source = ""
-	if _, _, ok, _ := m.declaredNow(&rec); ok {
-		t.Fatal("re-declared a record that does not name its source")
+	for _, src := range []string{"", "kubernetes"} {
+		rec.Source = src
+		if _, _, ok, _ := m.declaredNow(&rec); ok {
+			t.Fatalf("re-declared a record whose source %q is not this netconf's", src)
+		}
 	}
 	rec.Source = "etcd"
 	if pod, _, ok, err := m.declaredNow(&rec); !ok || err != nil || pod.Describes() || pod.Name != "a" {

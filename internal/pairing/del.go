@@ -79,6 +79,7 @@ func (m *Manager) findByContainer(ctx context.Context, kv store.Store, req *Requ
 // pod's record goes first: a peer's DEL that runs at the same time then sees
 // at least one of the two records gone and deletes their link's record.
 func (m *Manager) teardown(ctx context.Context, kv store.Store, st localState) error {
+	m.invalid.Delete(st.ContainerID)
 	rec, ver, getErr := store.GetPod(ctx, kv, m.keys, st.Namespace, st.Name)
 	if getErr != nil && !errors.Is(getErr, store.ErrNotFound) {
 		m.removeLinks(ctx, st, st.IfNames)

@@ -96,7 +96,12 @@ func (f *Follower) list(ctx context.Context, full bool) (int64, error) {
 			rev = r
 		}
 	}
-	f.m.cache.reset(f.m.keys, kvs, rev)
+	for _, gone := range f.m.cache.reset(f.m.keys, kvs, rev) {
+		// Deleted while the watch was down: their ends here go too.
+		if f.m.hasLocalEnd(gone.Namespace, &gone) {
+			f.m.cache.noteRemoved(gone.Namespace, gone)
+		}
+	}
 	local := map[string]map[string]bool{}
 	for _, kv := range kvs {
 		var rec store.PodRecord
@@ -161,6 +166,9 @@ func (f *Follower) apply(ev store.Event) {
 	had := false
 	if ok && kind == kindLinks && ev.Type == store.Delete {
 		old, had = f.m.cache.link(ns, name)
+		// A record newer than the delete (the agent's own write, taken
+		// ahead of its event) is not what was deleted.
+		had = had && old.ver < ev.KV.Version
 	}
 	f.m.cache.apply(f.m.keys, ev)
 	if !ok {
@@ -200,7 +208,7 @@ func (f *Follower) linkChanged(ev store.Event, ns, id string, old store.LinkReco
 	if ev.Type == store.Delete {
 		_, said := f.said[key]
 		delete(f.said, key)
-		if had {
+		if had && f.m.hasLocalEnd(ns, &old) {
 			f.m.cache.noteRemoved(ns, old)
 			if said {
 				f.m.linkEvents(ns, &old, ReasonLinkRemoved)

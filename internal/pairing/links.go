@@ -7,6 +7,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/ratchet-cni/ratchet/internal/config"
 	"github.com/ratchet-cni/ratchet/internal/metadata"
 	"github.com/ratchet-cni/ratchet/internal/store"
 )
@@ -365,17 +366,47 @@ func (m *Manager) dropUndeclaredConfirmed(ctx context.Context, v *view, me *stor
 		l, _ := v.link(id)
 		_, theirs := l.val.EndsOf(me.Name)
 		peer, _, err := store.GetPod(ctx, m.kv, m.keys, me.Namespace, theirs.Pod)
+		away := errors.Is(err, store.ErrNotFound)
 		switch {
-		case errors.Is(err, store.ErrNotFound):
-			continue // the peer is away: it may come back with the link
-		case err != nil:
+		case err != nil && !away:
 			return fmt.Errorf("confirm link %s is undeclared: %w", id, err)
-		case declares(&peer.Pod, id):
+		case away && l.val.Declarer == theirs.Pod:
+			continue // its declarer is away: it may come back with the link
+		case !away && declares(&peer.Pod, id):
 			continue
+		case announcedCounts(peer.Source, !away) && m.announcedDeclares(v.ns, theirs.Pod, id),
+			announcedCounts(me.Source, true) && m.announcedDeclares(v.ns, me.Name, id):
+			continue // an announced record that speaks for its pod declares the link
 		}
 		stale = append(stale, id)
 	}
 	return m.dropStale(ctx, m.kv, v, stale)
+}
+
+// announcedCounts reports whether a pod's announced record speaks for it:
+// the pod has no record (not added yet, or away), or its record's
+// description came from the etcd source or does not say which (an older
+// agent's). A pod described by another source (its annotations) is not
+// described by a stale announced record too.
+func announcedCounts(source string, recorded bool) bool {
+	return !recorded || source == "" || source == config.SourceEtcd
+}
+
+// announcedDeclares reports whether the announced record of pod ns/name,
+// in the watched copy (not live: etcd is asked), declares link id.
+func (m *Manager) announcedDeclares(ns, name, id string) bool {
+	if m.cache.isLive() {
+		p, _ := m.cache.announcedPod(ns, name)
+		return p != nil && declares(p, id)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), m.conf.Etcd.Timeout.D())
+	defer cancel()
+	labels, _, err := store.GetAnnounce(ctx, m.kv, m.keys, ns, name)
+	if err != nil {
+		return !errors.Is(err, store.ErrNotFound) // unknown: assume it does
+	}
+	p, err := metadata.Parse(labels)
+	return err == nil && p != nil && declares(p, id)
 }
 
 // undeclared lists the links of pod me that neither want (its own

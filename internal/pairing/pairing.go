@@ -85,6 +85,9 @@ type Manager struct {
 	obs  Observer
 	// kube is the agent's watch of its node's pods; nil without one.
 	kube KubePods
+	// invalid: container ID → the error of its invalid declaration last
+	// reported (see redeclare).
+	invalid *sync.Map
 }
 
 // New returns a Manager for conf. It connects to etcd only when a pod turns
@@ -95,7 +98,7 @@ func New(conf *config.NetConf, log *slog.Logger, deps Deps) *Manager {
 	}
 	m := &Manager{conf: conf, log: log, keys: store.Keys{Prefix: conf.Etcd.Prefix},
 		kv: deps.Store, wire: cmp.Or[Wirer](deps.Wirer, &kernel{}), sources: deps.Sources, locks: &podLocks{}, cache: newCache(), ends: newEndStates(),
-		obs: cmp.Or[Observer](deps.Observer, nopObserver{}), kube: deps.Kube}
+		obs: cmp.Or[Observer](deps.Observer, nopObserver{}), kube: deps.Kube, invalid: &sync.Map{}}
 	if m.sources == nil {
 		m.sources = m.defaultSources()
 	}

@@ -28,7 +28,9 @@ func (m *Manager) Reconcile(ctx context.Context, ns string, full bool) (Namespac
 	if err != nil {
 		return st, err
 	}
-	m.removeDeletedEnds(ctx, ns)
+	if m.cache.isLive() {
+		m.removeDeletedEnds(ctx, ns)
+	}
 	var errs []error
 	for _, lp := range local {
 		ps, err := m.reconcilePod(ctx, lp.view, lp.pod, lp.towards, full)
@@ -270,7 +272,8 @@ func (m *Manager) removeDeletedEnds(ctx context.Context, ns string) {
 				case err == nil:
 					m.log.Debug("removed the end of a deleted link", "link", rec.ID, "pod", podKey(ns, end.Pod), "ifname", end.IfName)
 				case !errors.Is(err, wiring.ErrNotOwned):
-					m.log.Warn("remove the end of a deleted link", "link", rec.ID, "ifname", end.IfName, "err", err)
+					m.log.Warn("remove the end of a deleted link; trying again next round", "link", rec.ID, "ifname", end.IfName, "err", err)
+					m.cache.noteRemoved(ns, rec)
 				}
 			}
 			unlock()

@@ -145,10 +145,10 @@ func (s *kubeSource) Labels(ctx context.Context, q metadata.Query) (map[string]s
 		case err == nil:
 			maps.Copy(out, watched)
 		case errors.Is(err, metadata.ErrNoMetadata):
-		case errors.Is(err, metadata.ErrSourceUnavailable) && q.Annotations != nil:
-			// The call's annotations are the pod's; only its labels are
-			// unknown. Annotations saying nothing of ratchet: not a
-			// ratchet pod, unless a label says so, which cannot be seen.
+		case errors.Is(err, metadata.ErrSourceUnavailable) && len(given) > 0:
+			// The call's annotations make the pod ratchet's; only its
+			// labels are unknown. With none of ratchet's keys there, a
+			// label might still mark it: the source is unavailable.
 		default:
 			return nil, err
 		}
