@@ -121,14 +121,8 @@ func TestUnavailableSourceDoesNotStopReDeclaration(t *testing.T) {
 // and a's end go (b, the expecter, would not bring it back).
 func TestLinkUndeclaredWhileItsPeerIsAwayIsRemoved(t *testing.T) {
 	h := newHarness(t)
-	kube := newFakeKube()
-	h.kubeAgents(kube, "h1", "h2")
 	l := metadata.Link{Peer: "b", IfName: "e1", IP: "10.1.0.1/24", PeerIfName: "e2", PeerIP: "10.1.0.2/24"}
-	kube.set("a", map[string]string{metadata.KeyRatchet: "true", metadata.KeyLinks: linksJSON(l)})
-	kube.set("b", map[string]string{metadata.KeyRatchet: "true"})
-	a, b := h.kubePod("h1", "c-a", "a"), h.kubePod("h2", "c-b", "b")
-	mustAdd(t, h, a)
-	mustAdd(t, h, b)
+	kube, a, b := h.kubePair("h1", "h2", map[string]string{metadata.KeyRatchet: "true", metadata.KeyLinks: linksJSON(l)}, nil)
 	h.waitState("a", "e1", "b", "e2", store.LinkWired)
 	mustDel(t, h, b)
 	kube.set("a", map[string]string{metadata.KeyRatchet: "true"})
@@ -162,13 +156,7 @@ func TestKubeSourceUnavailableWhenOnlyALabelCouldMarkThePod(t *testing.T) {
 // link is built and stays (no create/delete loop).
 func TestOlderAgentsRecordWithAnnouncedLinksIsStable(t *testing.T) {
 	h := newHarness(t)
-	kube := newFakeKube()
-	h.kubeAgents(kube, "h1", "h2")
-	kube.set("a", map[string]string{metadata.KeyRatchet: "true"})
-	kube.set("b", map[string]string{metadata.KeyRatchet: "true"})
-	a, b := h.kubePod("h1", "c-a", "a"), h.kubePod("h2", "c-b", "b")
-	mustAdd(t, h, a)
-	mustAdd(t, h, b)
+	h.kubePair("h1", "h2", nil, nil)
 	// b's record as an older agent wrote it: no Source.
 	if _, _, err := store.Update(h.ctx, h.kv, h.keys.Pod("default", "b"), func(r *store.PodRecord) error { r.Source = ""; return nil }); err != nil {
 		t.Fatal(err)

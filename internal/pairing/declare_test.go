@@ -125,6 +125,25 @@ func (h *harness) kubePod(host, id, name string) *pod {
 	return p
 }
 
+// kubePair starts the agents of h1 and h2 reading a fake Kubernetes watch,
+// gives pods a and b the ratchet keys la and lb (nil: only ratchet=true)
+// and adds a on hostA and b on hostB.
+func (h *harness) kubePair(hostA, hostB string, la, lb map[string]string) (kube *fakeKube, a, b *pod) {
+	h.t.Helper()
+	kube = newFakeKube()
+	h.kubeAgents(kube, "h1", "h2")
+	for name, l := range map[string]map[string]string{"a": la, "b": lb} {
+		if l == nil {
+			l = map[string]string{metadata.KeyRatchet: "true"}
+		}
+		kube.set(name, l)
+	}
+	a, b = h.kubePod(hostA, "c-a", "a"), h.kubePod(hostB, "c-b", "b")
+	mustAdd(h.t, h, a)
+	mustAdd(h.t, h, b)
+	return kube, a, b
+}
+
 func linksJSON(links ...metadata.Link) string {
 	b, _ := json.Marshal(links)
 	return string(b)
@@ -153,14 +172,8 @@ func TestAnnotationChangesAreWiredLive(t *testing.T) {
 	for _, hosts := range [][2]string{{"h1", "h1"}, {"h1", "h2"}} {
 		t.Run(hosts[0]+"-"+hosts[1], func(t *testing.T) {
 			h := newHarness(t)
-			kube := newFakeKube()
-			h.kubeAgents(kube, "h1", "h2")
 			first := metadata.Link{Peer: "b", IfName: "e1", IP: "10.1.0.1/24", PeerIfName: "e2", PeerIP: "10.1.0.2/24"}
-			kube.set("a", map[string]string{metadata.KeyRatchet: "true", metadata.KeyLinks: linksJSON(first)})
-			kube.set("b", map[string]string{metadata.KeyRatchet: "true"})
-			a, b := h.kubePod(hosts[0], "c-a", "a"), h.kubePod(hosts[1], "c-b", "b")
-			mustAdd(t, h, a)
-			mustAdd(t, h, b)
+			kube, a, b := h.kubePair(hosts[0], hosts[1], map[string]string{metadata.KeyRatchet: "true", metadata.KeyLinks: linksJSON(first)}, nil)
 			h.waitState("a", "e1", "b", "e2", store.LinkWired)
 			kube.waitEvent(t, "a", ReasonLinkWired, store.LinkID("a", "e1", "b", "e2"))
 			kube.waitEvent(t, "b", ReasonLinkWired, store.LinkID("a", "e1", "b", "e2"))
@@ -209,13 +222,7 @@ func TestAnnotationChangesAreWiredLive(t *testing.T) {
 // links an announcer writes after it started: the sidecar form.
 func TestMarkedPodGetsTheLinksAnnouncedLater(t *testing.T) {
 	h := newHarness(t)
-	kube := newFakeKube()
-	h.kubeAgents(kube, "h1", "h2")
-	kube.set("a", map[string]string{metadata.KeyRatchet: "true"})
-	kube.set("b", map[string]string{metadata.KeyRatchet: "true"})
-	a, b := h.kubePod("h1", "c-a", "a"), h.kubePod("h2", "c-b", "b")
-	mustAdd(t, h, a)
-	mustAdd(t, h, b)
+	_, a, b := h.kubePair("h1", "h2", nil, nil)
 	if got := h.records(); slices.ContainsFunc(got, func(k string) bool { return strings.Contains(k, "/links/") }) {
 		t.Fatalf("links before any announcement: %v", got)
 	}
