@@ -49,9 +49,11 @@ fuzz:
 	@set -e; grep -rHo --include='*_test.go' '^func Fuzz[A-Za-z0-9_]*' . | sort -u | \
 	  while IFS=: read -r file fn; do pkg=./$$(dirname $${file#./}); fn=$${fn#func }; \
 	    echo "fuzz $$pkg $$fn ($(FUZZTIME))"; \
-	    $(GO) test -run XXX -fuzz "^$$fn$$" -fuzztime $(FUZZTIME) $$pkg </dev/null || \
-	    { echo "fuzz $$pkg $$fn failed; once more (a failing input found is now in testdata and fails again; the fuzzer's own 'context deadline exceeded' at the end of -fuzztime does not)"; \
-	      $(GO) test -run XXX -fuzz "^$$fn$$" -fuzztime $(FUZZTIME) $$pkg </dev/null; }; done
+	    for try in 1 2 3; do \
+	      if $(GO) test -run XXX -fuzz "^$$fn$$" -fuzztime $(FUZZTIME) $$pkg </dev/null; then break; fi; \
+	      [ $$try -lt 3 ] || exit 1; \
+	      echo "fuzz $$pkg $$fn failed; again (a failing input found is now in testdata and fails again; the fuzzer's own 'context deadline exceeded' at the end of -fuzztime does not)"; \
+	    done; done
 
 # The benchmark table (bench/results/latest.json), then the wiring
 # package against the same work done with `ip`, and cnitool over ratchet
