@@ -49,6 +49,11 @@ func TestAgentKilledMidAddConvergesWithNothingLeft(t *testing.T) {
 				t.Logf("ADD interrupted: %v", err)
 				a.MustDel() // what the runtime does after a failed ADD
 				a.MustAdd() // and its retry, with an agent started on demand
+			} else {
+				// The ADD was done before the kill; what came after it (the
+				// peer's end up, so this end comes up too) is the next
+				// agent's, which a DaemonSet starts.
+				h.StartAgent()
 			}
 			waitWired(t, a, b, 20*time.Second)
 			if n := len(h.AgentPIDs()); n > 1 {

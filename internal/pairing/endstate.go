@@ -130,7 +130,7 @@ func (m *Manager) ensureOneEnd(ctx context.Context, kv store.Store, v *view, rec
 	if known && got == want {
 		return
 	}
-	log := m.log.With("link", rec.ID, "pod", podKey(p.Namespace, p.Name), "ifname", end.IfName)
+	log := m.log.With("link", rec.ID, "pod", podKey(p.Namespace, p.Name), "endIfname", end.IfName)
 	if !known || got.down != want.down {
 		if err := m.wire.SetAdmin(ctx, p.Netns, end.IfName, rec.ID, !want.down); err != nil {
 			if !errors.Is(err, wiring.ErrNotFound) && !errors.Is(err, wiring.ErrNetnsGone) {

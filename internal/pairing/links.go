@@ -305,7 +305,7 @@ func (m *Manager) removeEndsHere(ctx context.Context, v *view, rec *store.LinkRe
 			continue
 		}
 		if err := m.wire.Remove(ctx, p.val.Netns, end.IfName, rec.ID); err != nil {
-			m.log.Warn("remove an end of a link taken over", "link", rec.ID, "ifname", end.IfName, "err", err)
+			m.log.Warn("remove an end of a link taken over", "link", rec.ID, "endIfname", end.IfName, "err", err)
 		}
 	}
 }

@@ -150,7 +150,7 @@ func (m *Manager) verifyEnds(ctx context.Context, v *view, p *store.PodRecord) {
 		if _, err := m.wire.Lookup(ctx, p.Netns, mine.IfName); !errors.Is(err, wiring.ErrNotFound) {
 			continue
 		}
-		m.log.Info("link end recorded up is missing; rebuilding it", "link", id, "ifname", mine.IfName)
+		m.log.Info("link end recorded up is missing; rebuilding it", "link", id, "endIfname", mine.IfName)
 		rec, ver, err := m.updateLink(ctx, m.kv, p.Namespace, id, func(r *store.LinkRecord) bool {
 			rm, _ := r.EndsOf(p.Name)
 			if !rm.Up {
@@ -270,9 +270,9 @@ func (m *Manager) removeDeletedEnds(ctx context.Context, ns string) {
 				err := m.wire.Remove(ctx, p.val.Netns, end.IfName, rec.ID)
 				switch {
 				case err == nil:
-					m.log.Debug("removed the end of a deleted link", "link", rec.ID, "pod", podKey(ns, end.Pod), "ifname", end.IfName)
+					m.log.Debug("removed the end of a deleted link", "link", rec.ID, "pod", podKey(ns, end.Pod), "endIfname", end.IfName)
 				case !errors.Is(err, wiring.ErrNotOwned):
-					m.log.Warn("remove the end of a deleted link; trying again next round", "link", rec.ID, "ifname", end.IfName, "err", err)
+					m.log.Warn("remove the end of a deleted link; trying again next round", "link", rec.ID, "endIfname", end.IfName, "err", err)
 					m.cache.noteRemoved(ns, rec)
 				}
 			}
