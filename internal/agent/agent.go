@@ -115,7 +115,7 @@ func (a *Agent) startConfig(path string) error {
 	if err != nil {
 		return fmt.Errorf("read netconf: %w", err)
 	}
-	if _, err := a.pairers.get(data); err != nil {
+	if _, _, err := a.pairers.get(data); err != nil {
 		return fmt.Errorf("netconf %s: %w", path, err)
 	}
 	return nil

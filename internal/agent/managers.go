@@ -44,11 +44,12 @@ func identity(c *config.NetConf) [32]byte {
 	return sha256.Sum256(b)
 }
 
-// get returns the pairer of a netconf, building it on first use.
-func (ps *pairers) get(raw []byte) (*pairer, error) {
+// get returns the pairer of a netconf, building it on first use, and the
+// netconf as loaded.
+func (ps *pairers) get(raw []byte) (*pairer, *config.NetConf, error) {
 	conf, err := config.Load(raw)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	if ps.host != "" {
 		conf.Host.Name = ps.host
@@ -57,21 +58,21 @@ func (ps *pairers) get(raw []byte) (*pairer, error) {
 	ps.mu.Lock()
 	defer ps.mu.Unlock()
 	if p, ok := ps.byID[id]; ok {
-		return p, nil
+		return p, conf, nil
 	}
 	kv, err := store.New(conf.Etcd.StoreConfig())
 	if err != nil {
 		if errors.Is(err, store.ErrUnavailable) {
-			return nil, fmt.Errorf("etcd: %w", err)
+			return nil, nil, fmt.Errorf("etcd: %w", err)
 		}
-		return nil, fmt.Errorf("etcd: %w: %w", pairing.ErrBadConfig, err)
+		return nil, nil, fmt.Errorf("etcd: %w: %w", pairing.ErrBadConfig, err)
 	}
 	log := ps.log.With("etcdPrefix", conf.Etcd.Prefix)
 	p := &pairer{conf: conf, kv: kv, m: pairing.New(conf, log, pairing.Deps{Store: kv, Observer: ps.obs, Kube: ps.kube.get(conf)}), done: make(chan struct{})}
 	p.follower = p.m.NewFollower()
 	ps.byID[id] = p
 	ps.run(p)
-	return p, nil
+	return p, conf, nil
 }
 
 // all lists the pairers.

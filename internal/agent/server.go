@@ -89,11 +89,11 @@ func (a *Agent) podCall(fn func(ctx context.Context, m *pairing.Manager, req *pa
 		if err := json.Unmarshal(body, &req); err != nil {
 			return agentapi.Answer{}, &agentapi.Error{Code: codeInternal, Msg: "bad request: " + err.Error()}
 		}
-		p, err := a.pairers.get(req.Netconf)
+		p, conf, err := a.pairers.get(req.Netconf)
 		if err != nil {
 			return agentapi.Answer{}, err
 		}
-		ann, err := podAnnotations(req.Netconf)
+		ann, err := podAnnotations(conf.RuntimeConfig)
 		if err != nil && lookup {
 			return agentapi.Answer{}, err
 		}
@@ -139,7 +139,7 @@ func (a *Agent) status(ctx context.Context, _ *slog.Logger, body []byte) (agenta
 	if err := json.Unmarshal(body, &req); err != nil {
 		return agentapi.Answer{}, err
 	}
-	p, err := a.pairers.get(req.Netconf)
+	p, _, err := a.pairers.get(req.Netconf)
 	if err != nil {
 		return agentapi.Answer{}, err
 	}
@@ -151,7 +151,7 @@ func (a *Agent) gc(ctx context.Context, log *slog.Logger, body []byte) (agentapi
 	if err := json.Unmarshal(body, &req); err != nil {
 		return agentapi.Answer{}, err
 	}
-	p, err := a.pairers.get(req.Netconf)
+	p, _, err := a.pairers.get(req.Netconf)
 	if err != nil {
 		return agentapi.Answer{}, err
 	}
@@ -166,25 +166,25 @@ func (a *Agent) gc(ctx context.Context, log *slog.Logger, body []byte) (agentapi
 // a pod's annotations to a plugin that declares that capability.
 const capPodAnnotations = "io.kubernetes.cri.pod-annotations"
 
-// podAnnotations returns the pod annotations in a call's runtimeConfig (nil
-// when there are none); they must be an object of strings.
-func podAnnotations(netconf []byte) (map[string]string, error) {
-	var nc struct {
-		RuntimeConfig map[string]json.RawMessage `json:"runtimeConfig"`
-	}
-	if err := json.Unmarshal(netconf, &nc); err != nil {
-		return nil, fmt.Errorf("%w: netconf: %w", pairing.ErrBadConfig, err)
-	}
-	raw, ok := nc.RuntimeConfig[capPodAnnotations]
-	if !ok || string(raw) == "null" {
+// podAnnotations returns the pod annotations in a call's runtimeConfig, as
+// config.Load decoded it (nil when there are none); they must be an object
+// of strings.
+func podAnnotations(rc map[string]any) (map[string]string, error) {
+	v, ok := rc[capPodAnnotations]
+	if !ok || v == nil {
 		return nil, nil
 	}
-	var ann map[string]string
-	if err := json.Unmarshal(raw, &ann); err != nil {
-		return nil, fmt.Errorf("%w: runtimeConfig.%s must be an object of strings: %w", pairing.ErrBadConfig, capPodAnnotations, err)
+	obj, ok := v.(map[string]any)
+	if !ok {
+		return nil, fmt.Errorf("%w: runtimeConfig.%s must be an object of strings", pairing.ErrBadConfig, capPodAnnotations)
 	}
-	if ann == nil {
-		ann = map[string]string{}
+	ann := make(map[string]string, len(obj))
+	for k, val := range obj {
+		s, ok := val.(string)
+		if !ok {
+			return nil, fmt.Errorf("%w: runtimeConfig.%s[%q] must be a string", pairing.ErrBadConfig, capPodAnnotations, k)
+		}
+		ann[k] = s
 	}
 	return ann, nil
 }

@@ -327,16 +327,7 @@ func (m *Manager) podDeclares(ctx context.Context, kv store.Store, v *view, pod,
 	if p, ok := v.pod(pod); ok && declares(&p.val.Pod, id) {
 		return true
 	}
-	if m.cache.isLive() {
-		p, _ := m.cache.announcedPod(v.ns, pod)
-		return p != nil && declares(p, id)
-	}
-	labels, _, err := store.GetAnnounce(ctx, kv, m.keys, v.ns, pod)
-	if err != nil {
-		return !errors.Is(err, store.ErrNotFound) // unknown: assume it does
-	}
-	p, err := metadata.Parse(labels)
-	return err == nil && p != nil && declares(p, id)
+	return m.announcedDeclares(ctx, kv, v.ns, pod, id)
 }
 
 // declares reports whether pod declares (or expects) link id.
@@ -374,8 +365,8 @@ func (m *Manager) dropUndeclaredConfirmed(ctx context.Context, v *view, me *stor
 			continue // its declarer is away: it may come back with the link
 		case !away && declares(&peer.Pod, id):
 			continue
-		case announcedCounts(peer.Source, !away) && m.announcedDeclares(v.ns, theirs.Pod, id),
-			announcedCounts(me.Source, true) && m.announcedDeclares(v.ns, me.Name, id):
+		case announcedCounts(peer.Source, !away) && m.announcedDeclares(ctx, m.kv, v.ns, theirs.Pod, id),
+			announcedCounts(me.Source, true) && m.announcedDeclares(ctx, m.kv, v.ns, me.Name, id):
 			continue // an announced record that speaks for its pod declares the link
 		}
 		stale = append(stale, id)
@@ -394,14 +385,12 @@ func announcedCounts(source string, recorded bool) bool {
 
 // announcedDeclares reports whether the announced record of pod ns/name,
 // in the watched copy (not live: etcd is asked), declares link id.
-func (m *Manager) announcedDeclares(ns, name, id string) bool {
+func (m *Manager) announcedDeclares(ctx context.Context, kv store.Store, ns, name, id string) bool {
 	if m.cache.isLive() {
 		p, _ := m.cache.announcedPod(ns, name)
 		return p != nil && declares(p, id)
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), m.conf.Etcd.Timeout.D())
-	defer cancel()
-	labels, _, err := store.GetAnnounce(ctx, m.kv, m.keys, ns, name)
+	labels, _, err := store.GetAnnounce(ctx, kv, m.keys, ns, name)
 	if err != nil {
 		return !errors.Is(err, store.ErrNotFound) // unknown: assume it does
 	}
