@@ -138,3 +138,27 @@ func TestSpecTextOfAnInvalidRecord(t *testing.T) {
 		t.Errorf("specText(nil) = %q", got)
 	}
 }
+
+// A cross-host link's end that is a veth kept from the link's same-host
+// days is marked in the table and the JSON.
+func TestStatusMarksAKeptVeth(t *testing.T) {
+	now := time.Now()
+	s := fixedSnapshot(now)
+	w := &s.links[0].Value
+	w.VNI, w.B.Stitched = 4100, true
+	st := s.status()
+	var b bytes.Buffer
+	if err := writeTable(&b, st, now); err != nil {
+		t.Fatal(err)
+	}
+	if !tableHasLine(b.String(), []string{"a.in1--b.in2", "4100 (b: kept veth)"}) {
+		t.Errorf("no line marks b's kept veth:\n%s", b.String())
+	}
+	b.Reset()
+	if err := writeJSON(&b, st); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(b.String(), `"stitched": true`) {
+		t.Errorf("JSON lacks the stitched end:\n%s", b.String())
+	}
+}

@@ -75,6 +75,10 @@ type EndStatus struct {
 	// "netem", "tbf+bpf", "not applied: delay: kernel has no sch_netem", …;
 	// "" while nothing is in force.
 	Applied string `json:"applied,omitempty"`
+	// Stitched: a cross-host link's end that is the veth its pod kept when
+	// its peer left the host, carried to the peer's host by a vxlan in its
+	// host's netns.
+	Stitched bool `json:"stitched,omitempty"`
 }
 
 // String formats the end as "pod:ifname ip".
@@ -181,7 +185,7 @@ func announcedName(key string) (ns, name string) {
 // endStatus is a link end with its host: the one recorded on the end, else
 // that of its pod's record.
 func endStatus(e store.LinkEnd, pod *PodStatus) EndStatus {
-	out := EndStatus{Pod: e.Pod, IfName: e.IfName, IP: e.IP, Host: e.Host, Up: e.Up, Netem: e.Netem, Applied: e.Applied}
+	out := EndStatus{Pod: e.Pod, IfName: e.IfName, IP: e.IP, Host: e.Host, Up: e.Up, Netem: e.Netem, Applied: e.Applied, Stitched: e.Stitched}
 	if out.Host == "" && pod != nil {
 		out.Host = pod.Host
 	}
@@ -212,13 +216,29 @@ func writeTable(w io.Writer, st *Status, now time.Time) error {
 	for _, l := range st.Links {
 		vni := "-"
 		if l.VNI != 0 {
-			vni = strconv.FormatUint(uint64(l.VNI), 10)
+			vni = strconv.FormatUint(uint64(l.VNI), 10) + keptVeths(l)
 		}
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", l.Namespace, l.ID, l.State, dash(l.Admin),
 			l.A, dash(l.A.Host), l.B, dash(l.B.Host), vni, humanAge(now.Sub(l.Updated)), dash(oneLine(l.Reason)),
 			dash(impairmentText(l)))
 	}
 	return tw.Flush()
+}
+
+// keptVeths notes the ends of a cross-host link that are veths kept from
+// when the link was on one host: " (a: kept veth)", "" for none.
+func keptVeths(l LinkStatus) string {
+	var ends []string
+	if l.A.Stitched {
+		ends = append(ends, "a")
+	}
+	if l.B.Stitched {
+		ends = append(ends, "b")
+	}
+	if len(ends) == 0 {
+		return ""
+	}
+	return " (" + strings.Join(ends, ",") + ": kept veth)"
 }
 
 // impairmentText is a link's impairments and how they are applied,

@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
 	"strings"
 	"time"
 
@@ -112,6 +113,12 @@ func (m *Manager) teardown(ctx context.Context, kv store.Store, st localState) e
 		}
 	}
 	m.removeLinks(ctx, st, names)
+	for _, id := range ids {
+		l, _ := v.link(id)
+		if mine, _ := l.val.EndsOf(st.Name); mine.ContainerID == st.ContainerID && !parked[mine.IfName] {
+			m.unstitch(ctx, id, mine)
+		}
+	}
 	// Release the links unless a newer incarnation owns the pod's record
 	// (an interrupted DEL may already have deleted the record: release what
 	// is still this container's).
@@ -164,6 +171,18 @@ func (m *Manager) parkVeths(ctx context.Context, v *view, st localState, ids []s
 	}
 	m.log.Info("parked veth ends: their peers keep their interfaces, without carrier", "count", len(parked))
 	return parked
+}
+
+// unstitch removes the host vxlan that carried end (of link id) across
+// hosts, once the end is gone (see wiring.Stitch); nothing for an end that
+// was not stitched.
+func (m *Manager) unstitch(ctx context.Context, id string, end *store.LinkEnd) {
+	if !end.Stitched {
+		return
+	}
+	if err := m.wire.Unstitch(ctx, id); err != nil {
+		m.log.Warn("remove the host vxlan of a kept veth", "link", id, "endIfname", end.IfName, "err", err)
+	}
 }
 
 // teardownView is the picture of the pod's links once its record (version
@@ -265,7 +284,7 @@ func (m *Manager) checkEnd(ctx context.Context, netns string, rec *store.LinkRec
 		return fmt.Errorf("link %s: %w", rec.ID, err)
 	}
 	kind := "veth"
-	if rec.VNI != 0 {
+	if rec.VNI != 0 && !mine.Stitched {
 		kind = "vxlan"
 	}
 	if info.Kind != kind || (kind == "vxlan" && info.VNI != int(rec.VNI)) {
@@ -273,6 +292,12 @@ func (m *Manager) checkEnd(ctx context.Context, netns string, rec *store.LinkRec
 	}
 	if kind == "vxlan" && mine.Remote != "" && (info.Remote == nil || info.Remote.String() != mine.Remote) {
 		return fmt.Errorf("link %s: %s points to %v, recorded remote %s", rec.ID, mine.IfName, info.Remote, mine.Remote)
+	}
+	if mine.Stitched {
+		opts := wiring.VxlanOptions{VNI: int(rec.VNI), Remote: net.ParseIP(mine.Remote)}
+		if err := m.wire.CheckStitch(ctx, rec.ID, opts); err != nil {
+			return fmt.Errorf("link %s: %s is carried to %s by the host's vxlan: %w", rec.ID, mine.IfName, mine.Remote, err)
+		}
 	}
 	if mine.IP != "" && !info.HasAddress(mine.IP) {
 		return fmt.Errorf("link %s: %s has addresses %v, recorded %s", rec.ID, mine.IfName, info.Addresses, mine.IP)

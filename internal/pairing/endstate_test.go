@@ -2,6 +2,7 @@ package pairing
 
 import (
 	"context"
+	"net"
 	"slices"
 	"strings"
 	"testing"
@@ -10,6 +11,7 @@ import (
 	"github.com/ratchet-cni/ratchet/internal/metadata"
 	"github.com/ratchet-cni/ratchet/internal/netem"
 	"github.com/ratchet-cni/ratchet/internal/store"
+	"github.com/ratchet-cni/ratchet/internal/wiring"
 )
 
 // setLink changes a link's record as ratchetctl does.
@@ -170,8 +172,10 @@ func TestSurvivorsEndIsParkedThenRepointedInPlace(t *testing.T) {
 
 // While the peer of a same-host veth is gone, its end is parked and the
 // survivor's interface stays (down); the peer's next incarnation on the
-// host gets the parked end back (no rebuild), and one on another host
-// gets a vxlan.
+// host gets the parked end back (no rebuild). One on another host gets a
+// vxlan, and the survivor keeps its veth all the same: the parked end is
+// carried to that host by a vxlan in the host netns (stitched), re-pointed
+// when the peer moves on, and given back when the peer returns.
 func TestSurvivorsVethEndIsKeptWhileItsPeerIsAway(t *testing.T) {
 	h := newHarness(t)
 	p, q := addedSeedPair(t, h, "h1", "h1")
@@ -180,26 +184,91 @@ func TestSurvivorsVethEndIsKeptWhileItsPeerIsAway(t *testing.T) {
 	h.wire.mu.Lock()
 	kept := h.wire.nets[p.netns]["in1"]
 	h.wire.mu.Unlock()
+	same := func(what string) {
+		t.Helper()
+		h.wire.mu.Lock()
+		defer h.wire.mu.Unlock()
+		if h.wire.nets[p.netns]["in1"] != kept {
+			t.Fatalf("%s: the survivor's interface was rebuilt", what)
+		}
+	}
+	stitchedTo := func(host string) func(store.LinkRecord) bool {
+		return func(r store.LinkRecord) bool {
+			mine, _ := r.EndsOf("primary-pod")
+			return r.State == store.LinkWired && r.VNI != 0 && mine.Stitched && mine.Remote == hostAddr(host) && mine.ContainerID == p.id
+		}
+	}
+	id := h.link("primary-pod", "in1", "pair-pod", "in2").ID
+
 	q2 := h.newPod("h1", "c-pair-2", q.labels)
 	mustAdd(t, h, q2)
 	h.waitIface(p, "in1", "up again", func(i fakeIface) bool { return !i.down })
+	same("peer back on the host")
 	h.wire.mu.Lock()
-	same, unparks := h.wire.nets[p.netns]["in1"] == kept, h.wire.unparks
+	unparks := h.wire.unparks
 	h.wire.mu.Unlock()
-	if !same || unparks != 1 {
-		t.Fatalf("survivor's interface kept %v, unparks %d; want the same interface and one unpark", same, unparks)
+	if unparks != 1 {
+		t.Fatalf("%d unparks, want one", unparks)
 	}
 	if i, ok := h.wire.get(q2.netns, "in2"); !ok || i.down || !slices.Equal(i.addrs, []string{"192.168.2.101/24"}) {
 		t.Fatalf("the returning pod's end: %+v (%v)", i, ok)
 	}
 	h.waitState("primary-pod", "in1", "pair-pod", "in2", store.LinkWired)
+
 	mustDel(t, h, q2)
 	q3 := h.newPod("h2", "c-pair-3", q.labels)
 	mustAdd(t, h, q3)
-	h.waitIface(p, "in1", "a vxlan to h2, up", func(i fakeIface) bool { return i.kind == "vxlan" && !i.down })
+	h.waitLink(id, "stitched to h2", stitchedTo("h2"))
+	h.waitIface(p, "in1", "the kept veth, up", func(i fakeIface) bool { return i.kind == "veth" && !i.down })
+	same("peer on another host")
+	if i, ok := h.wire.get(q3.netns, "in2"); !ok || i.kind != "vxlan" || !i.remote.Equal(net.ParseIP(hostAddr("h1"))) {
+		t.Fatalf("the peer's end on h2: %+v (%v), want a vxlan to h1", i, ok)
+	}
+	if err := h.check(p); err != nil {
+		t.Fatalf("CHECK of the stitched end: %v", err)
+	}
+	h.wire.mu.Lock()
+	delete(h.wire.stitched, id) // the host vxlan vanishes behind ratchet's back
+	h.wire.mu.Unlock()
+	if err := h.check(p); err == nil || !strings.Contains(err.Error(), "host's vxlan") {
+		t.Fatalf("CHECK with the host vxlan gone = %v, want an error naming it", err)
+	}
+	h.wire.mu.Lock()
+	h.wire.stitched[id] = wiring.VxlanOptions{VNI: int(h.link("primary-pod", "in1", "pair-pod", "in2").VNI), Remote: net.ParseIP(hostAddr("h2"))}
+	h.wire.mu.Unlock()
+
 	mustDel(t, h, q3)
+	h.waitIface(p, "in1", "down while the peer is away", func(i fakeIface) bool { return i.down })
+	q4 := h.newPod("h3", "c-pair-4", q.labels)
+	mustAdd(t, h, q4)
+	h.waitLink(id, "re-pointed to h3", stitchedTo("h3"))
+	h.waitIface(p, "in1", "up again", func(i fakeIface) bool { return !i.down })
+	same("peer moved on to a third host")
+
+	mustDel(t, h, q4)
+	q5 := h.newPod("h1", "c-pair-5", q.labels)
+	mustAdd(t, h, q5)
+	h.waitLink(id, "a veth again", func(r store.LinkRecord) bool {
+		mine, theirs := r.EndsOf("primary-pod")
+		return r.State == store.LinkWired && r.VNI == 0 && !mine.Stitched && theirs.ContainerID == q5.id && theirs.Up
+	})
+	h.waitIface(p, "in1", "up again", func(i fakeIface) bool { return !i.down })
+	same("peer back on the host again")
+	h.wire.mu.Lock()
+	unparks, left := h.wire.unparks, len(h.wire.stitched)
+	h.wire.mu.Unlock()
+	if unparks != 2 || left != 0 {
+		t.Fatalf("%d unparks, %d host vxlans; want 2 and none", unparks, left)
+	}
+
+	// The survivor leaves while stitched: its host vxlan goes with it.
+	mustDel(t, h, q5)
+	q6 := h.newPod("h2", "c-pair-6", q.labels)
+	mustAdd(t, h, q6)
+	h.waitLink(id, "stitched to h2", stitchedTo("h2"))
 	mustDel(t, h, p)
-	expectNothingLeft(t, h, p, q, q2, q3)
+	mustDel(t, h, q6)
+	expectNothingLeft(t, h, p, q, q2, q3, q4, q5, q6)
 	h.wire.mu.Lock()
 	defer h.wire.mu.Unlock()
 	if len(h.wire.parked) != 0 {

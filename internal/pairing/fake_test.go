@@ -44,10 +44,14 @@ type fakeWire struct {
 	// ends given back; parked are the parked veth ends by link.
 	repoints, unparks int
 	parked            map[string]*fakeIface
+	// stitched are the host vxlans carrying parked ends across hosts, by
+	// link; stitches counts Stitch calls that changed something.
+	stitched map[string]wiring.VxlanOptions
+	stitches int
 }
 
 func newFakeWire() *fakeWire {
-	return &fakeWire{nets: map[string]map[string]*fakeIface{}, parked: map[string]*fakeIface{}}
+	return &fakeWire{nets: map[string]map[string]*fakeIface{}, parked: map[string]*fakeIface{}, stitched: map[string]wiring.VxlanOptions{}}
 }
 
 // netns makes a new fake netns under dir.
@@ -299,12 +303,54 @@ func (w *fakeWire) Unpark(_ context.Context, ep wiring.Endpoint) error {
 		return fmt.Errorf("%s: %w", ep, wiring.ErrExists)
 	}
 	delete(w.parked, ep.Owner)
+	delete(w.stitched, ep.Owner)
 	i.down, i.addrs = false, ep.Addresses
 	n[ep.Name] = i
 	if peer, ok := w.nets[i.peerNS][i.peerName]; ok {
 		peer.peerNS, peer.peerName = ep.Netns, ep.Name
 	}
 	w.unparks++
+	return nil
+}
+
+// Stitch carries the parked end of owner over a host vxlan, as
+// wiring.Stitch: it needs the parked end, and re-points in place.
+func (w *fakeWire) Stitch(_ context.Context, owner string, _ int, opts wiring.VxlanOptions) error {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	i, ok := w.parked[owner]
+	if !ok {
+		return fmt.Errorf("parked end of %s: %w", owner, wiring.ErrNotFound)
+	}
+	if old, ok := w.stitched[owner]; ok && old.VNI == opts.VNI && old.Remote.Equal(opts.Remote) {
+		return nil
+	}
+	i.down = false
+	w.stitched[owner] = opts
+	w.stitches++
+	return nil
+}
+
+func (w *fakeWire) Unstitch(_ context.Context, owner string) error {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	delete(w.stitched, owner)
+	if i, ok := w.parked[owner]; ok {
+		i.down = true
+	}
+	return nil
+}
+
+func (w *fakeWire) CheckStitch(_ context.Context, owner string, opts wiring.VxlanOptions) error {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	got, ok := w.stitched[owner]
+	switch {
+	case !ok:
+		return fmt.Errorf("no host vxlan for %s: %w", owner, wiring.ErrNotFound)
+	case got.VNI != opts.VNI || !got.Remote.Equal(opts.Remote):
+		return fmt.Errorf("host vxlan of %s: VNI %d to %v, want VNI %d to %v", owner, got.VNI, got.Remote, opts.VNI, opts.Remote)
+	}
 	return nil
 }
 

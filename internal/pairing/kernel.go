@@ -34,6 +34,13 @@ type Wirer interface {
 	// host's netns (see wiring.Park); Unpark gives it to ep's pod.
 	Park(ctx context.Context, netns string, ends []wiring.ParkEnd) []error
 	Unpark(ctx context.Context, ep wiring.Endpoint) error
+	// Stitch carries the parked veth end of link owner to another host
+	// over a vxlan in this host's netns (see wiring.Stitch), re-pointing
+	// it in place when only the remote changed; Unstitch undoes it;
+	// CheckStitch reports how it differs from opts.
+	Stitch(ctx context.Context, owner string, mtu int, opts wiring.VxlanOptions) error
+	Unstitch(ctx context.Context, owner string) error
+	CheckStitch(ctx context.Context, owner string, opts wiring.VxlanOptions) error
 	// SetAdmin sets ratchet's interface of link owner up or down.
 	SetAdmin(ctx context.Context, netns, name, owner string, up bool) error
 	// Impair puts s (nil: nothing) on the interface's egress, replacing
@@ -93,6 +100,18 @@ func (*kernel) Park(ctx context.Context, netns string, ends []wiring.ParkEnd) []
 
 func (*kernel) Unpark(ctx context.Context, ep wiring.Endpoint) error {
 	return wiring.Unpark(ctx, ep, wiring.SelfNetns)
+}
+
+func (*kernel) Stitch(ctx context.Context, owner string, mtu int, opts wiring.VxlanOptions) error {
+	return wiring.Stitch(ctx, wiring.SelfNetns, owner, mtu, opts)
+}
+
+func (*kernel) Unstitch(ctx context.Context, owner string) error {
+	return wiring.Unstitch(ctx, wiring.SelfNetns, owner)
+}
+
+func (*kernel) CheckStitch(ctx context.Context, owner string, opts wiring.VxlanOptions) error {
+	return wiring.CheckStitch(ctx, wiring.SelfNetns, owner, opts)
 }
 
 func (*kernel) SetAdmin(ctx context.Context, netns, name, owner string, up bool) error {

@@ -306,7 +306,9 @@ func (m *Manager) removeEndsHere(ctx context.Context, v *view, rec *store.LinkRe
 		}
 		if err := m.wire.Remove(ctx, p.val.Netns, end.IfName, rec.ID); err != nil {
 			m.log.Warn("remove an end of a link taken over", "link", rec.ID, "endIfname", end.IfName, "err", err)
+			continue
 		}
+		m.unstitch(ctx, rec.ID, &end)
 	}
 }
 

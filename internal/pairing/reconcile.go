@@ -271,6 +271,7 @@ func (m *Manager) removeDeletedEnds(ctx context.Context, ns string) {
 				switch {
 				case err == nil:
 					m.log.Debug("removed the end of a deleted link", "link", rec.ID, "pod", podKey(ns, end.Pod), "endIfname", end.IfName)
+					m.unstitch(ctx, rec.ID, &end)
 				case !errors.Is(err, wiring.ErrNotOwned):
 					m.log.Warn("remove the end of a deleted link; trying again next round", "link", rec.ID, "endIfname", end.IfName, "err", err)
 					m.cache.noteRemoved(ns, rec)

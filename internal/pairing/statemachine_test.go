@@ -49,6 +49,11 @@ func expectNothingLeft(t *testing.T, h *harness, pods ...*pod) {
 			}
 		}
 	}
+	h.wire.mu.Lock()
+	defer h.wire.mu.Unlock()
+	if len(h.wire.stitched) != 0 {
+		t.Errorf("host vxlans of kept veths left: %v", h.wire.stitched)
+	}
 }
 
 func TestSameHostPairWiresOneVethInEitherOrder(t *testing.T) {

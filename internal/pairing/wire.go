@@ -164,8 +164,8 @@ func (m *Manager) buildVeth(ctx context.Context, kv store.Store, v *view, me *st
 		rm, rt := r.EndsOf(me.Name)
 		oldVNI = r.VNI
 		r.Builder, r.VNI = "", 0
-		rm.ContainerID, rm.Host, rm.Up, rm.Remote = me.ContainerID, me.Host, buildErr == nil, ""
-		rt.ContainerID, rt.Host, rt.Up, rt.Remote = peer.ContainerID, peer.Host, buildErr == nil, ""
+		rm.ContainerID, rm.Host, rm.Up, rm.Remote, rm.Stitched = me.ContainerID, me.Host, buildErr == nil, "", false
+		rt.ContainerID, rt.Host, rt.Up, rt.Remote, rt.Stitched = peer.ContainerID, peer.Host, buildErr == nil, "", false
 		setOutcome(r, buildErr)
 		return true
 	}
@@ -173,6 +173,9 @@ func (m *Manager) buildVeth(ctx context.Context, kv store.Store, v *view, me *st
 		return err
 	}
 	if oldVNI != 0 { // was a cross-host link: its VNI is free again
+		if err := m.wire.Unstitch(ctx, id); err != nil { // a kept veth's host vxlan, if any
+			m.log.Warn("remove the host vxlan of a kept veth", "link", id, "err", err)
+		}
 		if err := store.ReleaseVNI(ctx, kv, m.keys, oldVNI, key); err != nil && !errors.Is(err, store.ErrNotFound) {
 			m.log.Warn("release VNI", "vni", oldVNI, "link", id, "err", err)
 		}
@@ -224,16 +227,28 @@ func (m *Manager) buildVxlanEnd(ctx context.Context, kv store.Store, v *view, me
 		ver = kvr.Version
 	}
 	mine, theirs := rec.EndsOf(me.Name)
+	current := mine.Up && mine.ContainerID == me.ContainerID
+	// A veth this pod kept when its same-host peer left (or one already
+	// stitched) is carried across hosts underneath: the pod's interface
+	// stays as it is.
+	stitch := current && (mine.Stitched || mine.Remote == "")
 	repoint := mine.Up && mine.Remote != "" && mine.Remote != peer.HostAddress
 	var buildErr error
-	if repoint && mine.ContainerID == me.ContainerID {
+	switch {
+	case stitch:
+		buildErr = m.stitch(ctx, me, &peer, rec)
+		if buildErr != nil {
+			m.log.Info("carry the kept veth across hosts failed; building a vxlan end instead", "link", id, "err", buildErr)
+			stitch = false
+		}
+	case repoint && current:
 		// The end stays (name, addresses, MTU, VNI); only its remote moves.
 		buildErr = m.wire.Repoint(ctx, me.Netns, mine.IfName, rec.ID, net.ParseIP(peer.HostAddress))
 		if buildErr != nil {
 			m.log.Info("re-point in place failed; rebuilding the end", "link", id, "err", buildErr)
 		}
 	}
-	if !repoint || mine.ContainerID != me.ContainerID || buildErr != nil {
+	if !stitch && (!repoint || !current || buildErr != nil) {
 		buildErr = m.buildVxlan(ctx, me, &peer, mine, rec)
 	}
 	if buildErr != nil {
@@ -250,6 +265,7 @@ func (m *Manager) buildVxlanEnd(ctx context.Context, kv store.Store, v *view, me
 		}
 		rm, rt := r.EndsOf(me.Name)
 		rm.ContainerID, rm.Host, rm.Remote, rm.Up = me.ContainerID, me.Host, peer.HostAddress, buildErr == nil
+		rm.Stitched = stitch && buildErr == nil
 		setOutcome(r, buildErr)
 		if buildErr == nil && !(rt.Up && rt.ContainerID == peer.ContainerID && rt.Remote == me.HostAddress) {
 			r.State = store.LinkPending
@@ -315,25 +331,57 @@ func (m *Manager) ownFault(buildErr error, peerNetns, what string) error {
 	return fmt.Errorf("%s: %w", what, buildErr)
 }
 
-func (m *Manager) buildVxlan(ctx context.Context, me, peer *store.PodRecord, mine *store.LinkEnd, rec store.LinkRecord) error {
+// vxlanOptions are the underlay side of this host's end of link rec
+// towards the peer's host, and the end's MTU.
+func (m *Manager) vxlanOptions(me, peer *store.PodRecord, rec *store.LinkRecord) (wiring.VxlanOptions, int, error) {
 	remote := net.ParseIP(peer.HostAddress)
 	if remote == nil {
-		return fmt.Errorf("peer %s has no usable host address %q", podKey(peer.Namespace, peer.Name), peer.HostAddress)
+		return wiring.VxlanOptions{}, 0, fmt.Errorf("peer %s has no usable host address %q", podKey(peer.Namespace, peer.Name), peer.HostAddress)
 	}
 	mtu := rec.MTU
 	if mtu == 0 {
 		mtu = m.conf.Vxlan.MTU
 	}
-	ep := endpoint(me.Netns, mine, &rec, mtu)
-	opts := wiring.VxlanOptions{
+	return wiring.VxlanOptions{
 		VNI: int(rec.VNI), Remote: remote, Local: net.ParseIP(me.HostAddress),
 		Parent: m.conf.Host.Interface, Port: m.conf.Vxlan.Port,
+	}, mtu, nil
+}
+
+// stitch carries the veth end this pod kept (its peer's end parked on this
+// host) to the peer's host over a vxlan in the host netns, or re-points
+// that vxlan in place (see wiring.Stitch). On failure nothing of the
+// stitch is left: the caller builds an ordinary vxlan end instead.
+func (m *Manager) stitch(ctx context.Context, me, peer *store.PodRecord, rec store.LinkRecord) error {
+	opts, mtu, err := m.vxlanOptions(me, peer, &rec)
+	if err != nil {
+		return err
 	}
+	start := time.Now()
+	err = m.wire.Stitch(ctx, rec.ID, mtu, opts)
+	m.log.Debug("stitch", "link", rec.ID, "vni", rec.VNI, "remote", opts.Remote, "took", time.Since(start), "err", err)
+	if err != nil {
+		if uerr := m.wire.Unstitch(ctx, rec.ID); uerr != nil {
+			m.log.Warn("undo a failed stitch", "link", rec.ID, "err", uerr)
+		}
+		return err
+	}
+	m.log.Info("kept veth carried across hosts: the pod's interface stays", "link", rec.ID, "remote", opts.Remote)
+	return nil
+}
+
+func (m *Manager) buildVxlan(ctx context.Context, me, peer *store.PodRecord, mine *store.LinkEnd, rec store.LinkRecord) error {
+	opts, mtu, err := m.vxlanOptions(me, peer, &rec)
+	if err != nil {
+		return err
+	}
+	remote := opts.Remote
+	ep := endpoint(me.Netns, mine, &rec, mtu)
 	if m.vxlanInPlace(ctx, ep, rec, remote) {
 		return nil // built by this pod's previous pass (its record write lost a race)
 	}
 	start := time.Now()
-	err := m.build(ctx, ep, wiring.Endpoint{}, func() error { return m.wire.Vxlan(ctx, ep, opts) })
+	err = m.build(ctx, ep, wiring.Endpoint{}, func() error { return m.wire.Vxlan(ctx, ep, opts) })
 	m.log.Debug("vxlan", "link", rec.ID, "vni", rec.VNI, "remote", remote, "took", time.Since(start), "err", err)
 	return err
 }

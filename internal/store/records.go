@@ -48,6 +48,11 @@ type LinkEnd struct {
 	Up bool `json:"up"`
 	// Remote is the peer host address this end's vxlan points to (vxlan only).
 	Remote string `json:"remote,omitempty"`
+	// Stitched: on a cross-host link (VNI set), this end is the veth its
+	// pod kept when the peer left a same-host link: the veth's parked end
+	// and a vxlan in the host netns carry it to Remote (wiring.Stitch), so
+	// the pod's interface never had to be rebuilt.
+	Stitched bool `json:"stitched,omitempty"`
 	// Netem is the impairment of this end's egress, as declared with the
 	// link or set by `ratchetctl link set`; nil impairs nothing.
 	Netem *netem.Spec `json:"netem,omitempty"`
