@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"errors"
 	"fmt"
 
 	"github.com/vishvananda/netlink"
@@ -16,8 +17,14 @@ const SelfNetns = "/proc/self/ns/net"
 // ParkedName is the name the parked veth end of link owner carries in the
 // host netns: "rpk" and 12 hex digits of the owner's hash (15 bytes).
 func ParkedName(owner string) string {
+	return "rpk" + ownerHash(owner)
+}
+
+// ownerHash is the first 12 hex digits of the SHA-256 of owner, the part
+// of ParkedName and StitchName that names the link.
+func ownerHash(owner string) string {
 	sum := sha256.Sum256([]byte(owner))
-	return "rpk" + hex.EncodeToString(sum[:])[:12]
+	return hex.EncodeToString(sum[:6])
 }
 
 // Park keeps a same-host veth alive when one of its pods goes away: it
@@ -77,6 +84,10 @@ func park(pod, host *nsConn, ifname, owner string) error {
 			return fmt.Errorf("park %s: remove a stale %s: %w", ifname, parked, err)
 		}
 	}
+	// A stale end may have been stitched to another host (see Stitch).
+	if err := host.deleteOwned(StitchName(owner), owner); err != nil && !errors.Is(err, ErrNotOwned) {
+		return fmt.Errorf("park %s: remove a stale stitch: %w", ifname, err)
+	}
 	if err := pod.h.LinkSetDown(l); err != nil {
 		return fmt.Errorf("park %s: set down: %w", ifname, err)
 	}
@@ -92,7 +103,9 @@ func park(pod, host *nsConn, ifname, owner string) error {
 // Unpark gives the parked end of link ep.Owner (see Park) to the netns of
 // ep: moved there, addressed, renamed ep.Name and brought up; the veth's
 // other end gets carrier back. ErrNotFound when nothing is parked for the
-// link. On failure the end is removed (and the veth with it): the caller
+// link. A stitch of the parked end to another host (see Stitch) is undone
+// first: its vxlan removed, and no redirect goes into the pod with the
+// end. On failure the end is removed (and the veth with it): the caller
 // builds the link anew.
 func Unpark(ctx context.Context, ep Endpoint, hostNetns string) (err error) {
 	addrs, err := ep.parse()
@@ -116,6 +129,15 @@ func Unpark(ctx context.Context, ep Endpoint, hostNetns string) (err error) {
 	}
 	if err != nil {
 		return fmt.Errorf("unpark %s: %w", ep, err)
+	}
+	// Undo a stitch: no redirect goes into the pod with the end, and the
+	// vxlan goes (a StitchName held by something not of this link is no
+	// stitch of this end, and stays).
+	if err := host.clearRedirect(l); err != nil {
+		return fmt.Errorf("unpark %s: undo stitch: %w", ep, err)
+	}
+	if err := host.deleteOwned(StitchName(ep.Owner), ep.Owner); err != nil && !errors.Is(err, ErrNotOwned) {
+		return fmt.Errorf("unpark %s: undo stitch: %w", ep, err)
 	}
 	if err := host.h.LinkSetNsFd(l, int(pod.fd())); err != nil {
 		return fmt.Errorf("unpark %s: move: %w", ep, err)
