@@ -223,10 +223,28 @@ func TestImpairmentsAndLinkStateOnRealLinks(t *testing.T) {
 	if !testcluster.WaitFor(5*time.Second, func() bool { return sa.Ping("198.51.100.2") == nil }) {
 		t.Fatal("peer re-created on another host: no ping")
 	}
+	// The survivor kept its veth: the parked end is carried to the other
+	// host underneath (stitched), and given back when the peer returns.
+	if after, err := wiring.Lookup(context.Background(), sa.Netns, "s1"); err != nil || after.Index != before.Index || after.Kind != "veth" {
+		t.Fatalf("peer on another host: the survivor's veth end was rebuilt (%+v, was index %d; %v)", after, before.Index, err)
+	}
+	sb3.MustDel()
+	if !testcluster.WaitFor(5*time.Second, func() bool { _, o := carrier(t, sa, "s1"); return !o }) {
+		t.Fatal("the survivor's stitched end is not down while its peer is gone again")
+	}
+	sb4 := c.Hosts[0].NewPod("sb")
+	sb4.MustAdd()
+	if !testcluster.WaitFor(5*time.Second, func() bool { return sa.Ping("198.51.100.2") == nil }) {
+		t.Fatal("peer back on the survivor's host: no ping")
+	}
+	if after, err := wiring.Lookup(context.Background(), sa.Netns, "s1"); err != nil || after.Index != before.Index {
+		t.Fatalf("peer back on the host: the survivor's veth end was rebuilt (%+v; %v)", after, err)
+	}
+	sb3 = sb4
 	for _, p := range []*testcluster.Pod{xa, xb3, sa, sb3} {
 		p.MustDel()
 	}
-	c.AssertNothingLeft()
+	c.AssertNoLeftovers()
 }
 
 // throughput measures a TCP transfer from p.a to p.b for 2 s.

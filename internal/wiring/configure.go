@@ -32,6 +32,11 @@ func configureEnd(ctx context.Context, c *nsConn, index int, tmp string, ep Endp
 		if err := c.enableIPv6(tmp); err != nil {
 			return fmt.Errorf("configure %s: %w", ep, err)
 		}
+		// An end is set down (link down, parked) and up again: the kernel
+		// drops IPv6 addresses of a device going down unless told not to.
+		if err := c.setSysctl("ipv6", tmp, "keep_addr_on_down", "1"); err != nil {
+			return fmt.Errorf("configure %s: %w", ep, err)
+		}
 	}
 	for _, a := range addrs {
 		if err := c.h.AddrAdd(link, a); err != nil {
