@@ -96,7 +96,7 @@ func New(links LinkSource) *Metrics {
 		}, []string{"namespace"}),
 		relists: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "ratchet_etcd_relists_total",
-			Help: "Times a watch of etcd broke and the agent read the records again (etcd restarted or was unreachable).",
+			Help: "Times a watch of etcd broke and the agent read all records again (compaction, or a watch error the client did not resume on its own; a v3 client resumes silently after an etcd restart).",
 		}),
 	}
 	if links == nil {
