@@ -74,15 +74,7 @@ func carrier(t *testing.T, p *testcluster.Pod, ifname string) (admin, oper bool)
 // re-created.
 func TestImpairmentsAndLinkStateOnRealLinks(t *testing.T) {
 	c := testcluster.New(t, "v3", 2)
-	c.Announce(&metadata.Pod{Name: "xa", Links: []metadata.Link{{Peer: "xb", IfName: "x1", IP: "192.0.2.1/30", PeerIfName: "x1", PeerIP: "192.0.2.2/30"}}})
-	c.Announce(&metadata.Pod{Name: "xb"})
-	c.Announce(&metadata.Pod{Name: "sa", Links: []metadata.Link{{Peer: "sb", IfName: "s1", IP: "198.51.100.1/30", PeerIfName: "s1", PeerIP: "198.51.100.2/30"}}})
-	c.Announce(&metadata.Pod{Name: "sb"})
-	xa, xb := c.Hosts[0].NewPod("xa"), c.Hosts[1].NewPod("xb")
-	sa, sb := c.Hosts[0].NewPod("sa"), c.Hosts[0].NewPod("sb")
-	for _, p := range []*testcluster.Pod{xa, xb, sa, sb} {
-		p.MustAdd()
-	}
+	xa, xb, sa, sb := twoPairs(c, [4]string{"192.0.2.1/30", "192.0.2.2/30", "198.51.100.1/30", "198.51.100.2/30"})
 	caps, err := impair.Probe(context.Background())
 	if err != nil {
 		t.Fatal(err)
@@ -250,4 +242,20 @@ func TestImpairmentsAndLinkStateOnRealLinks(t *testing.T) {
 // throughput measures a TCP transfer from p.a to p.b for 2 s.
 func throughput(p impairedPair) (float64, error) {
 	return testenv.Throughput(p.a.Netns, p.b.Netns, p.bIP, 2*time.Second)
+}
+
+// twoPairs announces and adds a cross-host pair xa (host 0) – xb (host 1)
+// on x1 and a same-host pair sa – sb (host 0) on s1, with the addresses
+// xa, xb, sa, sb.
+func twoPairs(c *testcluster.Cluster, ip [4]string) (xa, xb, sa, sb *testcluster.Pod) {
+	c.Announce(&metadata.Pod{Name: "xa", Links: []metadata.Link{{Peer: "xb", IfName: "x1", IP: ip[0], PeerIfName: "x1", PeerIP: ip[1]}}})
+	c.Announce(&metadata.Pod{Name: "xb"})
+	c.Announce(&metadata.Pod{Name: "sa", Links: []metadata.Link{{Peer: "sb", IfName: "s1", IP: ip[2], PeerIfName: "s1", PeerIP: ip[3]}}})
+	c.Announce(&metadata.Pod{Name: "sb"})
+	xa, xb = c.Hosts[0].NewPod("xa"), c.Hosts[1].NewPod("xb")
+	sa, sb = c.Hosts[0].NewPod("sa"), c.Hosts[0].NewPod("sb")
+	for _, p := range []*testcluster.Pod{xa, xb, sa, sb} {
+		p.MustAdd()
+	}
+	return xa, xb, sa, sb
 }

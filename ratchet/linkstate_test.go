@@ -48,15 +48,7 @@ func recreateKeepsLinkState(t *testing.T, otherHost bool) {
 		}
 		return c.Hosts[0]
 	}
-	c.Announce(&metadata.Pod{Name: "xa", Links: []metadata.Link{{Peer: "xb", IfName: "x1", IP: "192.0.2.1/30", PeerIfName: "x1", PeerIP: "192.0.2.2/30"}}})
-	c.Announce(&metadata.Pod{Name: "xb"})
-	c.Announce(&metadata.Pod{Name: "sa", Links: []metadata.Link{{Peer: "sb", IfName: "s1", IP: "198.51.100.1/30", PeerIfName: "s1", PeerIP: "198.51.100.2/30"}}})
-	c.Announce(&metadata.Pod{Name: "sb"})
-	xa, xb := c.Hosts[0].NewPod("xa"), c.Hosts[1].NewPod("xb")
-	sa, sb := c.Hosts[0].NewPod("sa"), c.Hosts[0].NewPod("sb")
-	for _, p := range []*testcluster.Pod{xa, xb, sa, sb} {
-		p.MustAdd()
-	}
+	xa, xb, sa, sb := twoPairs(c, [4]string{"192.0.2.1/30", "192.0.2.2/30", "198.51.100.1/30", "198.51.100.2/30"})
 	type pair struct {
 		name   string
 		a, b   *testcluster.Pod
@@ -217,15 +209,7 @@ func TestBadNetemIsCode7NamingTheField(t *testing.T) {
 // record says on both ends, within the resync.
 func TestFastRecordChangesSettleOnTheLast(t *testing.T) {
 	c := testcluster.New(t, "v3", 2)
-	c.Announce(&metadata.Pod{Name: "xa", Links: []metadata.Link{{Peer: "xb", IfName: "x1", IP: "192.0.2.1/30", PeerIfName: "x1", PeerIP: "192.0.2.2/30"}}})
-	c.Announce(&metadata.Pod{Name: "xb"})
-	c.Announce(&metadata.Pod{Name: "sa", Links: []metadata.Link{{Peer: "sb", IfName: "s1", IP: "198.51.100.1/30", PeerIfName: "s1", PeerIP: "198.51.100.2/30"}}})
-	c.Announce(&metadata.Pod{Name: "sb"})
-	xa, xb := c.Hosts[0].NewPod("xa"), c.Hosts[1].NewPod("xb")
-	sa, sb := c.Hosts[0].NewPod("sa"), c.Hosts[0].NewPod("sb")
-	for _, p := range []*testcluster.Pod{xa, xb, sa, sb} {
-		p.MustAdd()
-	}
+	xa, xb, sa, sb := twoPairs(c, [4]string{"192.0.2.1/30", "192.0.2.2/30", "198.51.100.1/30", "198.51.100.2/30"})
 	caps, err := impair.Probe(context.Background())
 	if err != nil {
 		t.Fatal(err)
@@ -294,15 +278,7 @@ func TestFastRecordChangesSettleOnTheLast(t *testing.T) {
 // (name, addresses, MTU)".
 func TestIPv6AddressesKeptThroughDownUpAndParking(t *testing.T) {
 	c := testcluster.New(t, "v3", 2)
-	c.Announce(&metadata.Pod{Name: "xa", Links: []metadata.Link{{Peer: "xb", IfName: "x1", IP: "2001:db8:14::1/64", PeerIfName: "x1", PeerIP: "2001:db8:14::2/64"}}})
-	c.Announce(&metadata.Pod{Name: "xb"})
-	c.Announce(&metadata.Pod{Name: "sa", Links: []metadata.Link{{Peer: "sb", IfName: "s1", IP: "2001:db8:15::1/64", PeerIfName: "s1", PeerIP: "2001:db8:15::2/64"}}})
-	c.Announce(&metadata.Pod{Name: "sb"})
-	xa, xb := c.Hosts[0].NewPod("xa"), c.Hosts[1].NewPod("xb")
-	sa, sb := c.Hosts[0].NewPod("sa"), c.Hosts[0].NewPod("sb")
-	for _, p := range []*testcluster.Pod{xa, xb, sa, sb} {
-		p.MustAdd()
-	}
+	xa, xb, sa, sb := twoPairs(c, [4]string{"2001:db8:14::1/64", "2001:db8:14::2/64", "2001:db8:15::1/64", "2001:db8:15::2/64"})
 	for _, tc := range []struct {
 		a, b     *testcluster.Pod
 		ifname   string
