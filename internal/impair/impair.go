@@ -9,8 +9,8 @@ import (
 	"time"
 
 	"github.com/ratchet-cni/ratchet/internal/netem"
+	"github.com/ratchet-cni/ratchet/internal/tcbpf"
 	"github.com/vishvananda/netlink"
-	"golang.org/x/sys/unix"
 )
 
 // Apply puts s on the egress of interface ifname in the netns at
@@ -70,7 +70,7 @@ func (c *conn) setRoot(l netlink.Link, kind string, p netem.Params) error {
 		return err
 	}
 	if cur != nil && cur.Type() != kind {
-		if err := c.h.QdiscDel(cur); err != nil && !isGone(err) {
+		if err := c.h.QdiscDel(cur); err != nil && !tcbpf.IsGone(err) {
 			return fmt.Errorf("remove root %s qdisc: %w", cur.Type(), err)
 		}
 	}
@@ -102,89 +102,28 @@ func (c *conn) ourRoot(l netlink.Link) (netlink.Qdisc, error) {
 	return nil, nil
 }
 
-// clsact returns the clsact qdisc on l, or nil.
-func (c *conn) clsact(l netlink.Link) (netlink.Qdisc, error) {
-	qs, err := c.h.QdiscList(l)
-	if err != nil {
-		return nil, fmt.Errorf("list qdiscs: %w", err)
-	}
-	for _, q := range qs {
-		if q.Type() == "clsact" {
-			return q, nil
-		}
-	}
-	return nil, nil
-}
-
 // setFilter loads a program for p's thresholds and puts it in impair's
 // egress filter, adding clsact when missing. Replacing the filter swaps
 // programs atomically.
 func (c *conn) setFilter(l netlink.Link, p netem.Params) error {
-	q, err := c.clsact(l)
-	if err != nil {
-		return err
-	}
-	if q == nil {
-		if err := c.h.QdiscAdd(clsactQdisc(l.Attrs().Index)); err != nil && !errors.Is(err, unix.EEXIST) {
-			return fmt.Errorf("clsact qdisc: %w", err)
-		}
-	}
 	prog, err := loadProgram(p)
 	if err != nil {
 		return err
 	}
 	defer prog.Close()
-	if err := c.h.FilterReplace(bpfFilter(l.Attrs().Index, prog.prog.FD())); err != nil {
-		return fmt.Errorf("egress bpf filter %s: %w", FilterName, err)
-	}
-	return nil
+	return impairFilter.Replace(c.h, l, prog.prog.FD())
 }
 
 // ourFilter returns impair's egress filter on l, or nil; also nil when l
 // has no clsact qdisc.
 func (c *conn) ourFilter(l netlink.Link) (*netlink.BpfFilter, error) {
-	q, err := c.clsact(l)
-	if err != nil || q == nil {
-		return nil, err
-	}
-	fs, err := c.h.FilterList(l, netlink.HANDLE_MIN_EGRESS)
-	if err != nil {
-		return nil, fmt.Errorf("list egress filters: %w", err)
-	}
-	for _, f := range fs {
-		if isOurFilter(f) {
-			return f.(*netlink.BpfFilter), nil
-		}
-	}
-	return nil, nil
+	return impairFilter.Find(c.h, l)
 }
 
 // clearFilter removes impair's egress filter, then the clsact qdisc when
-// no filter is left on it (ingress or egress): an empty clsact does
-// nothing, and impair is what adds one to ratchet's links.
+// no filter is left on it: impair is what adds one to ratchet's links.
 func (c *conn) clearFilter(l netlink.Link) error {
-	f, err := c.ourFilter(l)
-	if err != nil || f == nil {
-		return err
-	}
-	if err := c.h.FilterDel(bpfFilter(l.Attrs().Index, -1)); err != nil && !isGone(err) {
-		return fmt.Errorf("remove egress bpf filter %s: %w", FilterName, err)
-	}
-	var left int
-	for _, parent := range []uint32{netlink.HANDLE_MIN_INGRESS, netlink.HANDLE_MIN_EGRESS} {
-		fs, err := c.h.FilterList(l, parent)
-		if err != nil {
-			return fmt.Errorf("list filters: %w", err)
-		}
-		left += len(fs)
-	}
-	if left > 0 {
-		return nil
-	}
-	if err := c.h.QdiscDel(clsactQdisc(l.Attrs().Index)); err != nil && !isGone(err) {
-		return fmt.Errorf("remove empty clsact qdisc: %w", err)
-	}
-	return nil
+	return impairFilter.Remove(c.h, l)
 }
 
 // Clear removes what impair put on the interface: its root qdisc and its
@@ -206,10 +145,10 @@ func Clear(ctx context.Context, netnsPath, ifname string) error {
 	if err != nil {
 		return fmt.Errorf("clear impairment: %w", err)
 	}
-	if err := c.setRoot(l, "", netem.Params{}); err != nil && !isGone(err) {
+	if err := c.setRoot(l, "", netem.Params{}); err != nil && !tcbpf.IsGone(err) {
 		return fmt.Errorf("clear impairment on %s in netns %s: %w", ifname, netnsPath, err)
 	}
-	if err := c.clearFilter(l); err != nil && !isGone(err) {
+	if err := c.clearFilter(l); err != nil && !tcbpf.IsGone(err) {
 		return fmt.Errorf("clear impairment on %s in netns %s: %w", ifname, netnsPath, err)
 	}
 	return nil
@@ -300,11 +239,4 @@ func Verify(ctx context.Context, netnsPath, ifname string, s netem.Spec, k Kerne
 		return fmt.Errorf("impairment on %s in netns %s: %s", ifname, netnsPath, strings.Join(d, "; "))
 	}
 	return nil
-}
-
-// isGone reports whether a netlink error means the thing to remove is not
-// there (any more).
-func isGone(err error) bool {
-	var nf netlink.LinkNotFoundError
-	return errors.As(err, &nf) || errors.Is(err, unix.ENOENT) || errors.Is(err, unix.ENODEV)
 }

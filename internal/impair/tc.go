@@ -5,6 +5,7 @@ import (
 	"time"
 
 	"github.com/ratchet-cni/ratchet/internal/netem"
+	"github.com/ratchet-cni/ratchet/internal/tcbpf"
 	"github.com/vishvananda/netlink"
 	"github.com/vishvananda/netlink/nl"
 	"golang.org/x/sys/unix"
@@ -114,42 +115,15 @@ func (c tbfConfig) request(index int) *nl.NetlinkRequest {
 	return req
 }
 
-// clsactQdisc is the clsact qdisc that holds impair's egress filter.
-func clsactQdisc(index int) *netlink.Clsact {
-	return &netlink.Clsact{QdiscAttrs: netlink.QdiscAttrs{
-		LinkIndex: index,
-		Handle:    netlink.MakeHandle(0xffff, 0),
-		Parent:    netlink.HANDLE_CLSACT,
-	}}
-}
+// impairFilter is impair's cls_bpf filter on the clsact egress hook.
+var impairFilter = tcbpf.Filter{Parent: netlink.HANDLE_MIN_EGRESS, Handle: FilterHandle, Priority: FilterPriority, Name: FilterName}
 
-// bpfFilter is impair's cls_bpf filter on the clsact egress hook, running
-// the program with file descriptor fd (-1 to name the filter for deletion)
-// in direct-action mode.
-func bpfFilter(index, fd int) *netlink.BpfFilter {
-	return &netlink.BpfFilter{
-		FilterAttrs: netlink.FilterAttrs{
-			LinkIndex: index,
-			Parent:    netlink.HANDLE_MIN_EGRESS,
-			Handle:    FilterHandle,
-			Priority:  FilterPriority,
-			Protocol:  unix.ETH_P_ALL,
-		},
-		Fd:           fd,
-		Name:         FilterName,
-		DirectAction: true,
-	}
-}
+// bpfFilter is impair's egress filter on the link with the given index,
+// running the program with file descriptor fd (-1 to name it for deletion).
+func bpfFilter(index, fd int) *netlink.BpfFilter { return impairFilter.BPF(index, fd) }
 
 // isOurFilter reports whether f is impair's egress filter.
-func isOurFilter(f netlink.Filter) bool {
-	b, ok := f.(*netlink.BpfFilter)
-	if !ok {
-		return false
-	}
-	a := b.Attrs()
-	return a.Handle == FilterHandle && a.Priority == FilterPriority && b.Name == FilterName
-}
+func isOurFilter(f netlink.Filter) bool { return impairFilter.Is(f) }
 
 // isOurRoot reports whether q is impair's root qdisc.
 func isOurRoot(q netlink.Qdisc) bool {

@@ -12,8 +12,8 @@ import (
 
 	"github.com/cilium/ebpf"
 	"github.com/cilium/ebpf/asm"
+	"github.com/ratchet-cni/ratchet/internal/tcbpf"
 	"github.com/vishvananda/netlink"
-	"golang.org/x/sys/unix"
 )
 
 // A stitch carries a parked veth end (see Park) to another host: a vxlan
@@ -457,66 +457,8 @@ func nativeOrder() binary.ByteOrder {
 	return binary.BigEndian
 }
 
-// stitchFilter is the redirect filter on the ingress hook of the link
-// with the given index, running the program with file descriptor fd (-1
-// to name the filter for deletion).
-func stitchFilter(index, fd int) *netlink.BpfFilter {
-	return &netlink.BpfFilter{
-		FilterAttrs: netlink.FilterAttrs{
-			LinkIndex: index,
-			Parent:    netlink.HANDLE_MIN_INGRESS,
-			Handle:    stitchHandle,
-			Priority:  stitchPriority,
-			Protocol:  unix.ETH_P_ALL,
-		},
-		Fd:           fd,
-		Name:         stitchFilterName,
-		DirectAction: true,
-	}
-}
-
-// clsactQdisc is the clsact qdisc of the link with the given index.
-func clsactQdisc(index int) *netlink.Clsact {
-	return &netlink.Clsact{QdiscAttrs: netlink.QdiscAttrs{
-		LinkIndex: index,
-		Handle:    netlink.MakeHandle(0xffff, 0),
-		Parent:    netlink.HANDLE_CLSACT,
-	}}
-}
-
-// hasClsact reports whether l has a clsact qdisc.
-func (c *nsConn) hasClsact(l netlink.Link) (bool, error) {
-	qs, err := c.h.QdiscList(l)
-	if err != nil {
-		return false, fmt.Errorf("list qdiscs of %s in netns %s: %w", l.Attrs().Name, c.path, err)
-	}
-	for _, q := range qs {
-		if q.Type() == "clsact" {
-			return true, nil
-		}
-	}
-	return false, nil
-}
-
-// redirectFilter returns the stitch filter on l's ingress hook, or nil
-// (also when l has no clsact qdisc).
-func (c *nsConn) redirectFilter(l netlink.Link) (*netlink.BpfFilter, error) {
-	ok, err := c.hasClsact(l)
-	if err != nil || !ok {
-		return nil, err
-	}
-	fs, err := c.h.FilterList(l, netlink.HANDLE_MIN_INGRESS)
-	if err != nil {
-		return nil, fmt.Errorf("list ingress filters of %s in netns %s: %w", l.Attrs().Name, c.path, err)
-	}
-	for _, f := range fs {
-		b, ok := f.(*netlink.BpfFilter)
-		if ok && b.Handle == stitchHandle && b.Priority == stitchPriority && b.Name == stitchFilterName {
-			return b, nil
-		}
-	}
-	return nil, nil
-}
+// stitchFilter is the redirect filter on a stitched link's ingress hook.
+var stitchFilter = tcbpf.Filter{Parent: netlink.HANDLE_MIN_INGRESS, Handle: stitchHandle, Priority: stitchPriority, Name: stitchFilterName}
 
 // ensureRedirect makes the ingress of from redirect every frame to the
 // egress of ifindex to: clsact added when missing, the filter left alone
@@ -524,25 +466,20 @@ func (c *nsConn) redirectFilter(l netlink.Link) (*netlink.BpfFilter, error) {
 // loaded program.
 func (c *nsConn) ensureRedirect(from netlink.Link, to int) error {
 	name := from.Attrs().Name
-	f, err := c.redirectFilter(from)
+	f, err := stitchFilter.Find(c.h, from)
 	if err != nil {
-		return err
+		return fmt.Errorf("redirect %s in netns %s: %w", name, c.path, err)
 	}
 	if f != nil && redirectsTo(f, to) {
 		return nil
-	}
-	if f == nil {
-		if err := c.h.QdiscAdd(clsactQdisc(from.Attrs().Index)); err != nil && !isExist(err) {
-			return fmt.Errorf("clsact qdisc on %s in netns %s: %w", name, c.path, err)
-		}
 	}
 	prog, err := loadRedirect(to)
 	if err != nil {
 		return fmt.Errorf("redirect %s in netns %s: %w", name, c.path, err)
 	}
 	defer prog.Close() // the filter keeps its own reference
-	if err := c.h.FilterReplace(stitchFilter(from.Attrs().Index, prog.FD())); err != nil {
-		return fmt.Errorf("ingress filter %s on %s in netns %s: %w", stitchFilterName, name, c.path, err)
+	if err := stitchFilter.Replace(c.h, from, prog.FD()); err != nil {
+		return fmt.Errorf("ingress of %s in netns %s: %w", name, c.path, err)
 	}
 	return nil
 }
@@ -550,27 +487,8 @@ func (c *nsConn) ensureRedirect(from netlink.Link, to int) error {
 // clearRedirect removes the stitch filter from l's ingress, then its
 // clsact qdisc when no filter is left on it. Nothing there is success.
 func (c *nsConn) clearRedirect(l netlink.Link) error {
-	name := l.Attrs().Name
-	f, err := c.redirectFilter(l)
-	if err != nil || f == nil {
-		return err
-	}
-	if err := c.h.FilterDel(stitchFilter(l.Attrs().Index, -1)); err != nil && !isGoneTC(err) {
-		return fmt.Errorf("remove ingress filter %s from %s in netns %s: %w", stitchFilterName, name, c.path, err)
-	}
-	var left int
-	for _, parent := range []uint32{netlink.HANDLE_MIN_INGRESS, netlink.HANDLE_MIN_EGRESS} {
-		fs, err := c.h.FilterList(l, parent)
-		if err != nil {
-			return fmt.Errorf("list filters of %s in netns %s: %w", name, c.path, err)
-		}
-		left += len(fs)
-	}
-	if left > 0 {
-		return nil
-	}
-	if err := c.h.QdiscDel(clsactQdisc(l.Attrs().Index)); err != nil && !isGoneTC(err) {
-		return fmt.Errorf("remove clsact qdisc from %s in netns %s: %w", name, c.path, err)
+	if err := stitchFilter.Remove(c.h, l); err != nil {
+		return fmt.Errorf("ingress of %s in netns %s: %w", l.Attrs().Name, c.path, err)
 	}
 	return nil
 }
@@ -578,7 +496,7 @@ func (c *nsConn) clearRedirect(l netlink.Link) error {
 // checkRedirect reports how the ingress of from differs from a redirect
 // to the egress of to.
 func (c *nsConn) checkRedirect(from, to netlink.Link) error {
-	f, err := c.redirectFilter(from)
+	f, err := stitchFilter.Find(c.h, from)
 	switch {
 	case err != nil:
 		return err
@@ -589,10 +507,4 @@ func (c *nsConn) checkRedirect(from, to netlink.Link) error {
 			from.Attrs().Name, f.Id, f.Tag, f.DirectAction, to.Attrs().Name, to.Attrs().Index)
 	}
 	return nil
-}
-
-// isGoneTC reports whether a tc netlink error means the object (or its
-// link) is already gone.
-func isGoneTC(err error) bool {
-	return isLinkNotFound(err) || errors.Is(err, unix.ENOENT)
 }
